@@ -1,0 +1,115 @@
+"""The inference runtime, the one place in ``app/`` that imports torch.
+
+Load once (weights from the artifact store, ``eval()``), keep in a byte-bounded LRU cache shared
+by all requests, then preprocess -> forward under ``inference_mode`` -> postprocess.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+import models
+from app import preprocessing
+from app.artifacts import MODEL_WEIGHTS, ArtifactStore
+from app.db.tables import TrainedModel
+from app.errors import InvalidInput, detail
+
+@dataclass
+class LoadedModel:
+    net: torch.nn.Module
+    pre: preprocessing.Preprocessing
+    class_names: list[str]
+    nbytes: int
+
+
+def load(store: ArtifactStore, record: TrainedModel) -> LoadedModel:
+    arch = models.get(record.architecture)
+    net = arch.build(arch.make_params(record.params), tuple(record.input_shape), len(record.class_names))
+    net.load_state_dict(load_file(store.path(f"{record.artifact_path}/{MODEL_WEIGHTS}")), strict=True)
+    net.eval()
+    nbytes = sum(t.numel() * t.element_size() for t in net.state_dict().values())
+    return LoadedModel(net, preprocessing.Preprocessing.from_dict(record.preprocessing), list(record.class_names), nbytes)
+
+
+class ModelCache:
+    """LRU by bytes. Concurrent first requests for one model load it once."""
+
+    def __init__(self, store: ArtifactStore, max_bytes: int):
+        self.store = store
+        self.max_bytes = max_bytes
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def get(self, record: TrainedModel) -> LoadedModel:
+        with self._lock:
+            if record.id in self._models:
+                self._models.move_to_end(record.id)
+                return self._models[record.id]
+            load_lock = self._loading.setdefault(record.id, threading.Lock())
+        with load_lock:
+            with self._lock:
+                if record.id in self._models:
+                    return self._models[record.id]
+            loaded = load(self.store, record)
+            with self._lock:
+                self._models[record.id] = loaded
+                self._loading.pop(record.id, None)
+                self._evict()
+            return loaded
+
+    def _evict(self) -> None:
+        total = sum(m.nbytes for m in self._models.values())
+        while total > self.max_bytes and len(self._models) > 1:
+            _, evicted = self._models.popitem(last=False)
+            total -= evicted.nbytes
+
+
+def samples_array(inputs: list[Any], sample_shape: tuple[int, ...], max_samples: int) -> np.ndarray:
+    """The request's samples as float32 (N, *sample_shape), or a 422 saying what is wrong."""
+    if len(inputs) > max_samples:
+        raise InvalidInput(f"too many samples: {len(inputs)} > {max_samples}", [detail(["body", "inputs"], f"at most {max_samples} samples per request")])
+    try:
+        x = np.asarray(inputs, dtype=np.float32)
+    except (ValueError, TypeError):
+        for i, sample in enumerate(inputs):
+            try:
+                s = np.asarray(sample, dtype=np.float32)
+            except (ValueError, TypeError):
+                raise InvalidInput(f"sample {i} is not an array of numbers of shape {list(sample_shape)}", [detail(["body", "inputs", i], "not a numeric array")]) from None
+            if s.shape != sample_shape:
+                break
+        else:
+            i = 0
+        raise InvalidInput(
+            f"every sample must have shape {list(sample_shape)}; sample {i} does not",
+            [detail(["body", "inputs", i], f"expected shape {list(sample_shape)}")],
+        ) from None
+    if x.shape[1:] != sample_shape:
+        raise InvalidInput(
+            f"every sample must have shape {list(sample_shape)}; got {list(x.shape[1:])}",
+            [detail(["body", "inputs"], f"expected samples of shape {list(sample_shape)}, got {list(x.shape[1:])}")],
+        )
+    if not np.isfinite(x).all():
+        bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
+        raise InvalidInput(f"sample {bad} contains NaN or infinity", [detail(["body", "inputs", bad], "NaN or infinity")])
+    return x
+
+
+def predict(loaded: LoadedModel, x: np.ndarray) -> dict[str, Any]:
+    batch = torch.from_numpy(preprocessing.apply(loaded.pre, x))
+    with torch.inference_mode():
+        probs = torch.softmax(loaded.net(batch), dim=1)
+    top = probs.argmax(1).tolist()
+    return {"predictions": [loaded.class_names[i] for i in top], "probabilities": probs.tolist()}
+
+
+def configure_threads(threads: int) -> None:
+    torch.set_num_threads(threads)

@@ -1,0 +1,57 @@
+"""The job a client submits, as pydantic models. Field-level bounds live here; the checks that
+need the registry or the dataset catalog are in ``services.jobs.validate_spec``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Strict):
+    architecture: str = Field(min_length=1, max_length=64, examples=["lenet5"])
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataSpec(_Strict):
+    dataset: str = Field(min_length=1, max_length=200, examples=["builtin:digits"])
+    validation_fraction: float = Field(0.2, ge=0.0, le=0.5, description="stratified, seeded hold-out for val_* metrics")
+
+
+class SGDSpec(_Strict):
+    name: Literal["sgd"]
+    lr: float = Field(0.01, gt=0, le=10)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty")
+
+
+class AdamSpec(_Strict):
+    name: Literal["adam"]
+    lr: float = Field(0.001, gt=0, le=10)
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0, le=1)
+    weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty")
+
+
+OptimizerSpec = Annotated[Union[SGDSpec, AdamSpec], Field(discriminator="name")]
+
+
+class TrainingSpec(_Strict):
+    epochs: int = Field(10, ge=1, le=1000)
+    batch_size: int = Field(64, ge=1, le=8192)
+    optimizer: OptimizerSpec = Field(default_factory=lambda: SGDSpec(name="sgd"))
+    l1: float = Field(0.0, ge=0, le=1, description="L1 penalty on weights, added to the loss")
+    max_runtime_seconds: int | None = Field(None, ge=1, le=30 * 24 * 3600)
+
+
+class JobSpec(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    model: ModelSpec
+    data: DataSpec
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    seed: int = Field(0, ge=0, le=2**31 - 1)

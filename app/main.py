@@ -1,0 +1,44 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from app import inference
+from app.artifacts import ArtifactStore
+from app.db.engine import session_factory
+from app.errors import install_error_handlers
+from app.limits import BodySizeLimit, FormAsJson
+from app.routers import architectures, health, jobs, models
+from app.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        app.state.sessions.kw["bind"].dispose()
+
+    app = FastAPI(
+        title="Kiln",
+        version="0.1.0",
+        description="Training as a service: submit deep-learning jobs, follow them, serve the models they produce.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.sessions = session_factory(settings.database_url)
+    inference.configure_threads(settings.api_torch_threads)
+    app.state.model_cache = inference.ModelCache(ArtifactStore(settings.artifacts_dir), settings.model_cache_bytes)
+    install_error_handlers(app)
+    for router in (health.router, jobs.router, models.router, architectures.router):
+        app.include_router(router)
+    app.add_middleware(FormAsJson)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return app

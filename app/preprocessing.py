@@ -1,0 +1,121 @@
+"""How raw samples become network input, as data (recorded with the model) and as numpy code
+(used by the trainer once per dataset and by predict per request, so both apply the same thing).
+
+Order: scale to [0, 1] -> image layout (C, H, W) -> bilinear resize -> per-channel standardise ->
+flatten for vector networks. The resize matches ``torch.nn.functional.interpolate(mode="bilinear",
+align_corners=False)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    sample_shape: tuple[int, ...]
+    scale: float
+    layout: Literal["image", "vector"]
+    input_shape: tuple[int, ...]
+    resize: tuple[int, int] | None = None
+    mean: tuple[float, ...] = field(default=())
+    std: tuple[float, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        return cls(
+            sample_shape=tuple(data["sample_shape"]),
+            scale=float(data["scale"]),
+            layout=data["layout"],
+            input_shape=tuple(data["input_shape"]),
+            resize=tuple(data["resize"]) if data.get("resize") else None,
+            mean=tuple(data.get("mean", ())),
+            std=tuple(data.get("std", ())),
+        )
+
+
+class IncompatibleInput(ValueError):
+    """The dataset's samples cannot be adapted to what the network takes."""
+
+
+def _image_chw(sample_shape: tuple[int, ...]) -> tuple[int, int, int] | None:
+    if len(sample_shape) == 2:
+        return (1, *sample_shape)
+    if len(sample_shape) == 3:
+        return tuple(sample_shape)  # type: ignore[return-value]
+    return None
+
+
+def plan(
+    *,
+    sample_shape: tuple[int, ...],
+    value_max: float,
+    input_kind: Literal["image", "vector"],
+    input_size: tuple[int, int] | None = None,
+    input_channels: int | None = None,
+) -> Preprocessing:
+    """The preprocessing for a dataset and a network's input spec, before statistics are fitted."""
+    scale = 1.0 / value_max if value_max > 0 else 1.0
+    if input_kind == "vector":
+        return Preprocessing(sample_shape, scale, "vector", (int(np.prod(sample_shape)),))
+    chw = _image_chw(sample_shape)
+    if chw is None:
+        raise IncompatibleInput(f"the network takes images, but samples have shape {list(sample_shape)}")
+    channels, height, width = chw
+    if input_channels is not None and channels != input_channels:
+        raise IncompatibleInput(f"the network takes {input_channels}-channel images, samples have {channels}")
+    resize = tuple(input_size) if input_size and tuple(input_size) != (height, width) else None
+    out_hw = resize or (height, width)
+    return Preprocessing(sample_shape, scale, "image", (channels, *out_hw), resize=resize)
+
+
+def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Row i holds the bilinear weights of output pixel i over the input pixels (align_corners=False)."""
+    src = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    src = np.clip(src, 0.0, None)
+    lo = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = src - lo
+    weights = np.zeros((n_out, n_in), dtype=np.float64)
+    np.add.at(weights, (np.arange(n_out), lo), 1.0 - frac)
+    np.add.at(weights, (np.arange(n_out), hi), frac)
+    return weights.astype(np.float32)
+
+
+def _unnormalised(pre: Preprocessing, raw: np.ndarray) -> np.ndarray:
+    x = np.asarray(raw, dtype=np.float32) * np.float32(pre.scale)
+    if pre.layout == "vector":
+        return x.reshape(len(x), -1)
+    x = x.reshape(len(x), *_image_chw(pre.sample_shape))
+    if pre.resize is not None:
+        rows = _resize_matrix(x.shape[2], pre.resize[0])
+        cols = _resize_matrix(x.shape[3], pre.resize[1])
+        x = np.einsum("oh,nchw,pw->ncop", rows, x, cols, optimize=True)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def fit(pre: Preprocessing, raw_train: np.ndarray) -> Preprocessing:
+    """Fix mean and std from the training split: per channel for images, per feature for vectors."""
+    x = _unnormalised(pre, raw_train).astype(np.float64)
+    axes = (0,) if pre.layout == "vector" else (0, 2, 3)
+    mean = x.mean(axis=axes)
+    std = x.std(axis=axes)
+    std = np.where(std < 1e-8, 1.0, std)
+    return replace(pre, mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std))
+
+
+def apply(pre: Preprocessing, raw: np.ndarray) -> np.ndarray:
+    """Raw samples (N, *sample_shape) -> float32 network input (N, *input_shape)."""
+    x = _unnormalised(pre, raw)
+    if pre.mean:
+        shape = (1, -1) if pre.layout == "vector" else (1, -1, 1, 1)
+        mean = np.asarray(pre.mean, dtype=np.float32).reshape(shape)
+        std = np.asarray(pre.std, dtype=np.float32).reshape(shape)
+        x = (x - mean) / std
+    return x.reshape(len(x), *pre.input_shape)

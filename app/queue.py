@@ -1,0 +1,83 @@
+"""The broker: Celery configuration shared by the API (which only sends) and the worker.
+
+Messages carry a job id and nothing else; the database holds the job. The API enqueues by task
+name and never imports ``worker/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from app.settings import Settings
+
+log = logging.getLogger("kiln.queue")
+
+TRAIN_TASK = "kiln.train"
+# Longer than any lease: Redis redelivers an unacknowledged message after this, and the lease,
+# not the broker, decides who trains.
+REDIS_VISIBILITY_TIMEOUT_S = 12 * 3600
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    conf: dict[str, Any] = {
+        "broker_url": settings.broker_url,
+        "task_default_queue": settings.queue_name,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_ignore_result": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+    }
+    if settings.broker_url.startswith("sqla+sqlite"):
+        # Handed to create_engine by kombu: wait for the SQLite write lock instead of failing.
+        conf["broker_transport_options"] = {"connect_args": {"timeout": 30}}
+    elif settings.broker_url.startswith(("redis://", "rediss://")):
+        conf["broker_transport_options"] = {"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_S}
+    return conf
+
+
+def prepare_embedded_broker(settings: Settings) -> None:
+    """WAL mode on the broker's SQLite file (it persists in the file), so the API's sends and the
+    worker's polling do not lock each other out."""
+    if not settings.broker_url.startswith("sqla+sqlite:///"):
+        return
+    path = Path(settings.broker_url.removeprefix("sqla+sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+_producers: dict[str, Celery] = {}
+
+
+def _producer(settings: Settings) -> Celery:
+    """One sending Celery app per broker URL, kept for the connection pool it holds."""
+    app = _producers.get(settings.broker_url)
+    if app is None:
+        app = Celery("kiln-api", set_as_current=False)
+        app.conf.update(celery_config(settings))
+        app = _producers.setdefault(settings.broker_url, app)
+    return app
+
+
+def enqueue_training(settings: Settings, job_id: str) -> None:
+    """Sends the wake-up message. Called only after the job's row is committed."""
+    _producer(settings).send_task(TRAIN_TASK, args=[job_id], queue=settings.queue_name)
+
+
+def broker_reachable(settings: Settings) -> bool:
+    try:
+        with _producer(settings).connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return True
+    except Exception:  # noqa: BLE001 - readiness reports any failure as not ready
+        log.warning("broker not reachable", exc_info=True)
+        return False

@@ -1,0 +1,121 @@
+"""What the API answers, as pydantic models (tables and API shapes are kept apart)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.db.tables import Job, TrainedModel
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class Progress(BaseModel):
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int
+    fraction: float
+
+
+class ErrorInfo(BaseModel):
+    type: str
+    message: str
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str
+    state: JobState
+    attempt: int
+    progress: Progress
+    metrics: dict[str, float]
+    error: ErrorInfo | None
+    model_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    spec: dict[str, Any]
+
+    @classmethod
+    def of(cls, job: Job) -> "JobOut":
+        fraction = 1.0 if job.state == "succeeded" else (job.step / job.total_steps if job.total_steps else 0.0)
+        return cls(
+            id=job.id, name=job.name, state=job.state, attempt=job.attempt,
+            progress=Progress(epoch=job.epoch, epochs=job.epochs, step=job.step, total_steps=job.total_steps, fraction=round(fraction, 4)),
+            metrics=job.latest_metrics or {},
+            error=ErrorInfo(type=job.error_type, message=job.error_message or "") if job.error_type else None,
+            model_id=job.model_id, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+            spec=job.spec,
+        )
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class MetricPointOut(BaseModel):
+    step: int
+    epoch: int
+    value: float
+    time: datetime
+
+
+class MetricsOut(BaseModel):
+    job_id: str
+    series: dict[str, list[MetricPointOut]]
+
+
+class ModelOut(BaseModel):
+    id: str
+    name: str
+    architecture: str
+    params: dict[str, Any]
+    input_shape: list[int] = Field(description="what the network takes, after preprocessing")
+    sample_shape: list[int] = Field(description="one raw sample as predict takes it")
+    class_names: list[str]
+    preprocessing: dict[str, Any]
+    metrics: dict[str, float]
+    parameter_count: int
+    size_bytes: int
+    job_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, m: TrainedModel) -> "ModelOut":
+        return cls(
+            id=m.id, name=m.name, architecture=m.architecture, params=m.params, input_shape=m.input_shape,
+            sample_shape=m.sample_shape, class_names=m.class_names, preprocessing=m.preprocessing, metrics=m.metrics,
+            parameter_count=m.parameter_count, size_bytes=m.size_bytes, job_id=m.job_id, created_at=m.created_at,
+        )
+
+
+class ModelList(BaseModel):
+    items: list[ModelOut]
+    next_cursor: str | None
+
+
+class PredictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Items are checked by the runtime (shape, numbers), which is far cheaper than pydantic on nested lists.
+    inputs: list[Any] = Field(min_length=1, description="samples exactly as in the dataset, e.g. 8x8 values 0-16 for builtin:digits")
+
+
+class PredictOut(BaseModel):
+    predictions: list[str]
+    probabilities: list[list[float]]
+
+
+class ArchitectureOut(BaseModel):
+    name: str
+    description: str
+    task: str
+    input: dict[str, Any]
+    params_schema: dict[str, Any]
+    defaults: dict[str, Any]
+    example_input_shape: list[int]
+    parameter_count: int
+    parameter_count_note: str

@@ -1,0 +1,202 @@
+"""Training jobs: submit-time validation, the state machine, tenant-scoped reads, and the lease
+a worker holds while it trains.
+
+States: queued -> running -> succeeded | failed | cancelled; running -> queued (lease lost);
+queued -> cancelled. The database is the source of truth; broker messages only wake workers.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import binascii
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+import models
+from app import preprocessing
+from app.datasets_catalog import builtin_dataset
+from app.db.tables import Job
+from app.db.types import utcnow
+from app.errors import Conflict, InvalidInput, NotFound, detail
+from app.ids import new_id
+from app.jobspec import JobSpec
+from app.services import architectures
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def validate_spec(spec: JobSpec) -> dict[str, Any]:
+    """Checks that need the registry and the dataset catalog. Returns the params with defaults filled."""
+    params = architectures.validate_params(spec.model.architecture, spec.model.params, ["body", "model", "params"])
+    info = builtin_dataset(spec.data.dataset)
+    if info is None:
+        raise InvalidInput(
+            f"unknown dataset {spec.data.dataset!r}; built-in datasets: builtin:digits",
+            [detail(["body", "data", "dataset"], "not a known dataset")],
+        )
+    arch = models.get(spec.model.architecture)
+    try:
+        pre = preprocessing.plan(
+            sample_shape=info.sample_shape, value_max=info.value_max, input_kind=arch.input.kind,
+            input_size=arch.input.size, input_channels=arch.input.channels,
+        )
+        arch.check(params, pre.input_shape, info.num_classes)
+    except (preprocessing.IncompatibleInput, models.ArchitectureError) as exc:
+        raise InvalidInput(str(exc), [detail(["body", "model"], str(exc))]) from None
+    return dataclasses.asdict(params)
+
+
+def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int) -> Job:
+    stored_spec = spec.model_dump(mode="json")
+    stored_spec["model"]["params"] = validate_spec(spec)  # what will run, defaults included
+    job = Job(
+        id=new_id("job"),
+        tenant_id=tenant_id,
+        name=spec.name,
+        state="queued",
+        spec=stored_spec,
+        max_attempts=max_attempts,
+        epochs=spec.training.epochs,
+        latest_metrics={},
+        created_at=utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get(*, session: Session, tenant_id: str, job_id: str) -> Job:
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+    if job is None:
+        raise NotFound(f"job {job_id!r} not found")
+    return job
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, item_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([created_at.isoformat(), item_id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, item_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(created), str(item_id)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise InvalidInput("invalid cursor", [detail(["query", "cursor"], "not a cursor this API returned")]) from None
+
+
+def newest_first(stmt, table, *, limit: int, cursor: str | None):
+    """Keyset paging, newest first: stable under inserts, one index range scan per page."""
+    if cursor:
+        created, item_id = decode_cursor(cursor)
+        stmt = stmt.where(or_(table.created_at < created, and_(table.created_at == created, table.id < item_id)))
+    return stmt.order_by(table.created_at.desc(), table.id.desc()).limit(limit + 1)
+
+
+def page_of(rows: list[Any], limit: int) -> Page:
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        return Page(rows[:limit], encode_cursor(last.created_at, last.id))
+    return Page(rows, None)
+
+
+def list_jobs(*, session: Session, tenant_id: str, state: str | None, limit: int, cursor: str | None) -> Page:
+    stmt = select(Job).where(Job.tenant_id == tenant_id)
+    if state:
+        stmt = stmt.where(Job.state == state)
+    rows = list(session.scalars(newest_first(stmt, Job, limit=limit, cursor=cursor)))
+    return page_of(rows, limit)
+
+
+def request_cancel(*, session: Session, tenant_id: str, job_id: str) -> Job:
+    job = get(session=session, tenant_id=tenant_id, job_id=job_id)
+    if job.state in TERMINAL_STATES:
+        raise Conflict(f"job {job_id!r} is already {job.state}")
+    # Conditional on the state we read, so a worker claiming the job at this instant cannot be overwritten.
+    now = utcnow()
+    cancelled_while_queued = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.state == "queued")
+        .values(state="cancelled", cancel_requested=True, finished_at=now, lease_expires_at=None)
+    ).rowcount
+    if not cancelled_while_queued:
+        session.execute(update(Job).where(Job.id == job.id, Job.state == "running").values(cancel_requested=True))
+    session.refresh(job)
+    return job
+
+
+# --- the worker's side: lease, progress, outcome -------------------------------------------------
+
+
+def claim(*, session: Session, job_id: str, worker_id: str, lease_seconds: float) -> Job | None:
+    """One atomic conditional UPDATE: the job is ours if it was queued, or running on an expired lease.
+
+    Returns the claimed job (attempt already incremented), or None: someone else has it, or it is done.
+    """
+    now = utcnow()
+    claimed = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.cancel_requested.is_(False),
+            or_(Job.state == "queued", and_(Job.state == "running", Job.lease_expires_at < now)),
+        )
+        .values(
+            state="running",
+            worker_id=worker_id,
+            attempt=Job.attempt + 1,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_at=now,
+        )
+    ).rowcount
+    if not claimed:
+        return None
+    return session.scalar(select(Job).where(Job.id == job_id).execution_options(populate_existing=True))
+
+
+def _owned(job_id: str, worker_id: str, attempt: int):
+    return and_(Job.id == job_id, Job.worker_id == worker_id, Job.attempt == attempt, Job.state == "running")
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    still_owner: bool
+    cancel_requested: bool
+
+
+def heartbeat(
+    *, session: Session, job_id: str, worker_id: str, attempt: int, lease_seconds: float,
+    progress: dict[str, int], latest_metrics: dict[str, float] | None,
+) -> Heartbeat:
+    values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds), **progress}
+    if latest_metrics:
+        values["latest_metrics"] = latest_metrics
+    renewed = session.execute(update(Job).where(_owned(job_id, worker_id, attempt)).values(**values)).rowcount
+    cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    return Heartbeat(still_owner=bool(renewed), cancel_requested=bool(cancel))
+
+
+def finish(
+    *, session: Session, job_id: str, worker_id: str, attempt: int, state: str,
+    error: tuple[str, str] | None = None, model_id: str | None = None, extra: dict[str, Any] | None = None,
+) -> bool:
+    """Moves an owned running job to a terminal state. False if the lease was lost meanwhile."""
+    assert state in TERMINAL_STATES
+    values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "lease_expires_at": None, **(extra or {})}
+    if error:
+        values["error_type"], values["error_message"] = error
+    if model_id:
+        values["model_id"] = model_id
+    return bool(session.execute(update(Job).where(_owned(job_id, worker_id, attempt)).values(**values)).rowcount)

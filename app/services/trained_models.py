@@ -1,0 +1,28 @@
+"""Trained models: the record of what a job produced. Weights live in the artifact store."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.tables import TrainedModel
+from app.errors import NotFound
+from app.services.jobs import Page, newest_first, page_of
+
+
+def get(*, session: Session, tenant_id: str, model_id: str) -> TrainedModel:
+    model = session.scalar(select(TrainedModel).where(TrainedModel.id == model_id, TrainedModel.tenant_id == tenant_id))
+    if model is None:
+        raise NotFound(f"model {model_id!r} not found")
+    return model
+
+
+def list_models(*, session: Session, tenant_id: str, limit: int, cursor: str | None) -> Page:
+    stmt = select(TrainedModel).where(TrainedModel.tenant_id == tenant_id)
+    return page_of(list(session.scalars(newest_first(stmt, TrainedModel, limit=limit, cursor=cursor))), limit)
+
+
+def add(*, session: Session, model: TrainedModel) -> TrainedModel:
+    session.add(model)
+    session.flush()
+    return model

@@ -1,0 +1,65 @@
+"""One settings object, read from ``KILN_*`` environment variables.
+
+The embedded default needs no server: SQLite for job state, a SQL-backed Celery broker and an
+artifact folder, all under ``KILN_DATA_DIR``. Production only changes URLs.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KILN_", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    database_url: str = ""  # default: sqlite:///<data_dir>/kiln.db
+    broker_url: str = ""  # default: sqla+sqlite:///<data_dir>/broker.db
+    artifacts_dir: Path | None = None  # default: <data_dir>/artifacts
+    queue_name: str = "kiln.train"
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Training worker
+    worker_threads: int = Field(0, ge=0, description="torch threads per training worker; 0 = all cores")
+    lease_seconds: float = Field(30.0, gt=0)
+    heartbeat_seconds: float = Field(1.0, gt=0, description="lease renewal, metric flush and cancel check")
+    train_loss_every_steps: int = Field(10, ge=1)
+    max_runtime_seconds: int = Field(24 * 3600, ge=1)
+
+    # Serving
+    api_torch_threads: int = Field(1, ge=1, description="torch threads in each API process")
+    max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_predict_samples: int = Field(10_000, ge=1)
+    model_cache_bytes: int = Field(512 * 1024 * 1024, ge=0)
+
+    @model_validator(mode="after")
+    def _fill_embedded_defaults(self) -> "Settings":
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'kiln.db'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
+        if self.artifacts_dir is None:
+            self.artifacts_dir = self.data_dir / "artifacts"
+        self.artifacts_dir = self.artifacts_dir.expanduser().resolve()
+        return self
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.data_dir / "api-key"
+
+    @property
+    def torch_threads(self) -> int:
+        return self.worker_threads or os.cpu_count() or 1
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

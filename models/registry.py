@@ -1,0 +1,91 @@
+"""The registry: every trainable architecture by name, with its parameters and the input it takes.
+
+Parameters are stdlib dataclasses whose field metadata carries the bounds (``ge``, ``le``,
+``choices``, ``item_ge``...). The API turns them into its validation schema; this package stays
+free of anything but torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import torch
+from torch import nn
+
+
+class ArchitectureError(ValueError):
+    """A network cannot be built for the requested parameters or input shape."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a network consumes.
+
+    ``image``: (channels, height, width); ``size`` fixes height and width when the network needs
+    one (LeNet-5 takes 32x32), ``channels`` None means any. ``vector``: a flat feature vector of
+    any length.
+    """
+
+    kind: Literal["image", "vector"]
+    channels: int | None = None
+    size: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    description: str
+    task: Literal["classify"]
+    params_type: type
+    input: InputSpec
+    example_input_shape: tuple[int, ...]
+    build_fn: Callable[[Any, tuple[int, ...], int], nn.Module]
+
+    def build(self, params: Any, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        return self.build_fn(params, tuple(input_shape), num_classes)
+
+    def make_params(self, values: dict[str, Any] | None = None) -> Any:
+        return self.params_type(**(values or {}))
+
+    def check(self, params: Any, input_shape: tuple[int, ...], num_classes: int) -> int:
+        """Build on the meta device and run one forward pass; returns the parameter count.
+
+        Costs no memory and no arithmetic, so the API can afford it on every submit.
+        """
+        try:
+            with torch.device("meta"):
+                net = self.build(params, input_shape, num_classes)
+                out = net(torch.empty((2, *input_shape)))
+        except ArchitectureError:
+            raise
+        except (RuntimeError, ValueError) as exc:
+            raise ArchitectureError(f"{self.name} cannot take input of shape {list(input_shape)}: {exc}") from exc
+        if tuple(out.shape) != (2, num_classes):
+            raise ArchitectureError(f"{self.name} produced shape {list(out.shape[1:])}, expected [{num_classes}]")
+        return sum(p.numel() for p in net.parameters())
+
+    def param_defaults(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.params_type())
+
+
+_REGISTRY: dict[str, Architecture] = {}
+
+
+def register(arch: Architecture) -> Architecture:
+    if arch.name in _REGISTRY:
+        raise ValueError(f"architecture {arch.name!r} registered twice")
+    _REGISTRY[arch.name] = arch
+    return arch
+
+
+def get(name: str) -> Architecture:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ArchitectureError(f"unknown architecture {name!r}; known: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)

@@ -1,0 +1,1 @@
+"""The Celery worker: tasks, the Trainer and its reporting context, dataset loading."""

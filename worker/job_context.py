@@ -1,0 +1,119 @@
+"""The TrainingContext of a real job: metrics, progress, lease and cancel flag through the
+database, checkpoints through the artifact store.
+
+The hot loop only appends to a buffer and reads a flag. A background thread wakes every
+``heartbeat_seconds`` and, in one transaction, upserts the buffered metric points, records
+progress, renews the lease and reads the cancel flag. A failed write (database restarting) keeps
+the points for the next beat, so nothing is lost through a short outage.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from typing import Any
+
+import torch
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.artifacts import ArtifactStore, job_prefix
+from app.db.types import utcnow
+from app.services import jobs as job_service
+from app.services import metrics as metric_service
+from app.services.metrics import Point
+from app.settings import Settings
+
+log = logging.getLogger("kiln.worker")
+
+KEEP_CHECKPOINTS = 2
+
+
+class JobContext:
+    def __init__(self, *, settings: Settings, sessions: sessionmaker[Session], store: ArtifactStore, job_id: str, tenant_id: str, worker_id: str, attempt: int):
+        self.settings = settings
+        self.sessions = sessions
+        self.store = store
+        self.job_id, self.tenant_id, self.worker_id, self.attempt = job_id, tenant_id, worker_id, attempt
+        self._lock = threading.Lock()
+        self._points: list[Point] = []
+        self._progress: dict[str, int] = {}
+        self._latest: dict[str, float] = {}
+        self._stop: str | None = None
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._beat_loop, name=f"heartbeat-{job_id}", daemon=True)
+
+    # -- TrainingContext -------------------------------------------------------------------------
+
+    def report(self, metrics: dict[str, float], *, step: int, epoch: int) -> None:
+        now = utcnow()
+        with self._lock:
+            self._points.extend(Point(name, step, epoch, float(value), now) for name, value in metrics.items())
+            self._latest.update(metrics)
+
+    def set_progress(self, *, epoch: int, step: int, total_steps: int) -> None:
+        self._progress = {"epoch": epoch, "step": step, "total_steps": total_steps}
+
+    def stop_reason(self) -> str | None:
+        return self._stop
+
+    def request_stop(self, reason: str) -> None:
+        self._stop = self._stop or reason
+
+    def save_checkpoint(self, state: dict[str, Any], *, epoch: int, step: int) -> None:
+        prefix = f"{job_prefix(self.job_id)}/checkpoints"
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        self.store.write_bytes(f"{prefix}/step-{step:010d}.pt", buffer.getvalue())
+        for old in self.store.list(prefix)[:-KEEP_CHECKPOINTS]:
+            self.store.delete(old)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        names = self.store.list(f"{job_prefix(self.job_id)}/checkpoints")
+        if not names:
+            return None
+        # weights_only: a checkpoint is a file on disk; never run pickled code from it.
+        return torch.load(self.store.path(names[-1]), map_location="cpu", weights_only=True)
+
+    # -- heartbeat ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stops the heartbeat and writes what is still buffered."""
+        self._closing.set()
+        self._thread.join()
+        for delay in (0.2, 0.5, 1, 2, 4, 8):
+            if self.beat():
+                return
+            self._closing.wait(delay)
+        log.error("job %s: could not write final metrics", self.job_id)
+
+    def _beat_loop(self) -> None:
+        while not self._closing.wait(self.settings.heartbeat_seconds):
+            self.beat()
+
+    def beat(self) -> bool:
+        with self._lock:
+            points, self._points = self._points, []
+            latest = dict(self._latest)
+        try:
+            with self.sessions() as session:
+                metric_service.write(session=session, tenant_id=self.tenant_id, job_id=self.job_id, points=points)
+                beat = job_service.heartbeat(
+                    session=session, job_id=self.job_id, worker_id=self.worker_id, attempt=self.attempt,
+                    lease_seconds=self.settings.lease_seconds, progress=dict(self._progress), latest_metrics=latest,
+                )
+                session.commit()
+        except SQLAlchemyError:
+            log.warning("job %s: heartbeat failed; keeping %d points for the next one", self.job_id, len(points), exc_info=True)
+            with self._lock:
+                self._points[:0] = points
+            return False
+        if not beat.still_owner:
+            self.request_stop("lease_lost")
+        elif beat.cancel_requested:
+            self.request_stop("cancelled")
+        return True

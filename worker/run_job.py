@@ -1,0 +1,131 @@
+"""One training attempt, start to end: claim the lease, build data and network, train through a
+JobContext, then record the model and the outcome. A task that cannot claim leaves the job alone."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import traceback
+
+import torch
+
+import models
+from app.artifacts import ArtifactStore, job_prefix, model_prefix
+from app.db.engine import session_factory
+from app.db.tables import TrainedModel
+from app.ids import new_id
+from app.jobspec import JobSpec
+from app.services import jobs as job_service
+from app.services import trained_models
+from app.settings import Settings
+from worker.data import load_raw, prepare
+from worker.job_context import JobContext
+from worker.model_files import save_model
+from worker.optim import build_optimizer
+from worker.trainer import NonFiniteLoss, TrainConfig, Trainer
+
+log = logging.getLogger("kiln.worker")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def append_log(store: ArtifactStore, job_id: str, text: str) -> None:
+    path = store.path(f"{job_prefix(job_id)}/log.txt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
+
+
+def run_training_job(job_id: str, settings: Settings) -> str | None:
+    """Returns the final state this attempt gave the job, or None if it did not claim it."""
+    sessions = session_factory(settings.database_url)
+    store = ArtifactStore(settings.artifacts_dir)
+    me = worker_id()
+    with sessions() as session:
+        job = job_service.claim(session=session, job_id=job_id, worker_id=me, lease_seconds=settings.lease_seconds)
+        session.commit()
+    if job is None:
+        log.info("job %s: not claimable (taken, finished or cancelled); skipping", job_id)
+        return None
+    log.info("job %s: attempt %d on %s", job_id, job.attempt, me)
+    append_log(store, job_id, f"attempt {job.attempt} started on {me}")
+
+    ctx = JobContext(settings=settings, sessions=sessions, store=store, job_id=job_id, tenant_id=job.tenant_id, worker_id=me, attempt=job.attempt)
+    ctx.start()
+    outcome: dict = {}
+    try:
+        spec = JobSpec.model_validate(job.spec)
+        arch = models.get(spec.model.architecture)
+        params = arch.make_params(spec.model.params)
+        prepared = prepare(
+            load_raw(spec.data.dataset), input_kind=arch.input.kind, input_size=arch.input.size,
+            input_channels=arch.input.channels, validation_fraction=spec.data.validation_fraction, seed=spec.seed,
+        )
+        torch.manual_seed(spec.seed)
+        net = arch.build(params, prepared.preprocessing.input_shape, len(prepared.class_names))
+        optimizer = build_optimizer(net, spec.training.optimizer.model_dump())
+        config = TrainConfig(
+            epochs=spec.training.epochs, batch_size=spec.training.batch_size, seed=spec.seed, l1=spec.training.l1,
+            train_loss_every_steps=settings.train_loss_every_steps,
+            max_runtime_seconds=spec.training.max_runtime_seconds or settings.max_runtime_seconds,
+        )
+        result = Trainer(net, optimizer, prepared.tensors, config, ctx).fit()
+        if result.stop_reason is None:
+            model_id = new_id("mdl")
+            metadata = {
+                "id": model_id, "job_id": job_id, "name": spec.name, "architecture": arch.name, "params": spec.model.params,
+                "input_shape": list(prepared.preprocessing.input_shape), "sample_shape": list(prepared.preprocessing.sample_shape),
+                "class_names": prepared.class_names, "preprocessing": prepared.preprocessing.to_dict(),
+                "metrics": result.final_metrics, "parameter_count": sum(p.numel() for p in net.parameters()),
+            }
+            artifact, size = save_model(store, model_id, net, metadata)
+            outcome = {"state": "succeeded", "model": (model_id, metadata, artifact, size)}
+        elif result.stop_reason == "cancelled":
+            outcome = {"state": "cancelled"}
+        elif result.stop_reason == "timeout":
+            outcome = {"state": "failed", "error": ("timeout", f"ran past max_runtime_seconds ({config.max_runtime_seconds} s)")}
+        else:  # lease lost or shutdown: the job is someone else's now, or will be
+            outcome = {}
+    except NonFiniteLoss as exc:
+        outcome = {"state": "failed", "error": ("non_finite_loss", str(exc))}
+        append_log(store, job_id, traceback.format_exc())
+    except Exception as exc:  # noqa: BLE001 - any training error fails the job, the worker goes on
+        log.exception("job %s failed", job_id)
+        outcome = {"state": "failed", "error": (type(exc).__name__, str(exc) or repr(exc))}
+        append_log(store, job_id, traceback.format_exc())
+    finally:
+        ctx.close()
+
+    if not outcome:
+        append_log(store, job_id, f"attempt {job.attempt} stopped: {ctx.stop_reason()}")
+        return None
+    return _record_outcome(sessions, store, job, me, outcome)
+
+
+def _record_outcome(sessions, store: ArtifactStore, job, me: str, outcome: dict) -> str | None:
+    with sessions() as session:
+        model_id = None
+        if "model" in outcome:
+            model_id, meta, artifact, size = outcome["model"]
+            trained_models.add(session=session, model=TrainedModel(
+                id=model_id, tenant_id=job.tenant_id, job_id=job.id, name=meta["name"], architecture=meta["architecture"],
+                params=meta["params"], input_shape=meta["input_shape"], sample_shape=meta["sample_shape"],
+                class_names=meta["class_names"], preprocessing=meta["preprocessing"], metrics=meta["metrics"],
+                parameter_count=meta["parameter_count"], artifact_path=artifact, size_bytes=size,
+            ))
+        owned = job_service.finish(
+            session=session, job_id=job.id, worker_id=me, attempt=job.attempt, state=outcome["state"],
+            error=outcome.get("error"), model_id=model_id,
+        )
+        if not owned:
+            session.rollback()
+            log.warning("job %s: lease lost before the outcome was recorded; leaving it to its new owner", job.id)
+            if model_id:
+                store.delete(model_prefix(model_id))
+            return None
+        session.commit()
+    append_log(store, job.id, f"attempt {job.attempt} ended: {outcome['state']}" + (f" ({outcome['error'][0]}: {outcome['error'][1]})" if outcome.get("error") else ""))
+    return outcome["state"]

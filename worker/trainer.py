@@ -1,0 +1,161 @@
+"""The training loop for classifiers: backpropagation and gradient descent over shuffled batches
+sliced from tensors (no per-sample Dataset, no collation), reporting through a TrainingContext.
+
+It knows nothing of HTTP, SQL or Celery.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worker.context import TrainingContext
+
+EVAL_BATCH = 1024
+
+
+class NonFiniteLoss(ArithmeticError):
+    def __init__(self, value: float, step: int, epoch: int):
+        super().__init__(f"loss became {value} at step {step} (epoch {epoch})")
+        self.step = step
+
+
+@dataclass
+class TensorData:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    seed: int = 0
+    l1: float = 0.0
+    train_loss_every_steps: int = 10
+    max_runtime_seconds: float | None = None
+
+
+@dataclass
+class TrainResult:
+    stop_reason: str | None  # None when every epoch ran
+    epochs_done: int
+    steps_done: int
+    final_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a whole split."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(x), EVAL_BATCH):
+            out = model(x[start : start + EVAL_BATCH])
+            target = y[start : start + EVAL_BATCH]
+            loss_sum += F.cross_entropy(out, target, reduction="sum").item()
+            correct += (out.argmax(1) == target).sum().item()
+    return loss_sum / len(x), correct / len(x)
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, data: TensorData, config: TrainConfig, ctx: TrainingContext):
+        self.model = model
+        self.optimizer = optimizer
+        self.data = data
+        self.config = config
+        self.ctx = ctx
+        self.steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        # L1 applies to weights, not biases or norm scales (the usual convention, as for weight decay).
+        self._l1_params = [p for n, p in model.named_parameters() if p.ndim > 1] if config.l1 else []
+
+    # -- checkpoint state ------------------------------------------------------------------------
+
+    def _state(self, epoch: int, step: int, generator: torch.Generator, best: dict[str, float]) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "shuffle_rng": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "final_metrics": best,
+        }
+
+    def _restore(self, state: dict[str, Any], generator: torch.Generator) -> tuple[int, int, dict[str, float]]:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["shuffle_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["epoch"]), int(state["step"]), dict(state.get("final_metrics", {}))
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def fit(self) -> TrainResult:
+        cfg, ctx, model, optimizer = self.config, self.ctx, self.model, self.optimizer
+        x, y = self.data.x_train, self.data.y_train
+        n, bs = len(x), cfg.batch_size
+        generator = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        epoch, step, last_metrics = 0, 0, {}
+        checkpoint = ctx.load_checkpoint()
+        if checkpoint is not None:
+            epoch, step, last_metrics = self._restore(checkpoint, generator)
+        deadline = time.monotonic() + cfg.max_runtime_seconds if cfg.max_runtime_seconds else None
+        every = cfg.train_loss_every_steps
+
+        while epoch < cfg.epochs:
+            epoch_number = epoch + 1
+            model.train()
+            started = time.perf_counter()
+            order = torch.randperm(n, generator=generator)
+            loss_sum = torch.zeros(())
+            for batch_start in range(0, n, bs):
+                idx = order[batch_start : batch_start + bs]
+                xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(xb), yb)
+                if self._l1_params:
+                    loss = loss + cfg.l1 * sum(p.abs().sum() for p in self._l1_params)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                loss_sum += loss.detach() * len(idx)
+                if step % every == 0:
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise NonFiniteLoss(value, step, epoch_number)
+                    ctx.report({"train_loss": value}, step=step, epoch=epoch_number)
+                    ctx.set_progress(epoch=epoch, step=step, total_steps=self.total_steps)
+                reason = ctx.stop_reason()
+                if reason is None and deadline is not None and time.monotonic() > deadline:
+                    reason = "timeout"
+                if reason is not None:
+                    return TrainResult(reason, epoch, step, last_metrics)
+            seconds = time.perf_counter() - started
+
+            train_loss = loss_sum.item() / n
+            if not math.isfinite(train_loss):
+                raise NonFiniteLoss(train_loss, step, epoch_number)
+            metrics = {
+                "train_loss": train_loss,
+                "learning_rate": optimizer.param_groups[0]["lr"],
+                "samples_per_second": n / seconds,
+                "epoch_seconds": seconds,
+            }
+            if self.data.x_val is not None and len(self.data.x_val):
+                metrics["val_loss"], metrics["val_accuracy"] = evaluate(model, self.data.x_val, self.data.y_val)
+            epoch += 1
+            last_metrics = metrics
+            ctx.report(metrics, step=step, epoch=epoch)
+            ctx.set_progress(epoch=epoch, step=step, total_steps=self.total_steps)
+            ctx.save_checkpoint(self._state(epoch, step, generator, last_metrics), epoch=epoch, step=step)
+        return TrainResult(None, epoch, step, last_metrics)
