@@ -32,6 +32,7 @@ class LocalContext:
         self.progress: dict[str, int] = {}
         self.checkpoints: list[dict[str, Any]] = []
         self.stop_after_step = stop_after_step
+        self._batches = 0
 
     def report(self, metrics: dict[str, float], *, step: int, epoch: int) -> None:
         self.points.extend((name, step, epoch, value) for name, value in metrics.items())
@@ -40,7 +41,8 @@ class LocalContext:
         self.progress = {"epoch": epoch, "step": step, "total_steps": total_steps}
 
     def stop_reason(self) -> str | None:
-        if self.stop_after_step is not None and self.progress.get("step", 0) >= self.stop_after_step:
+        self._batches += 1  # the Trainer asks once after every batch
+        if self.stop_after_step is not None and self._batches >= self.stop_after_step:
             return "cancelled"
         return None
 

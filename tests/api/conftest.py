@@ -1,0 +1,56 @@
+"""API tests: the real app over the ASGI interface, a real SQLite database built by the
+migrations, and the real embedded broker (nothing consumes it here; integration tests do)."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app import bootstrap
+from app.db.engine import session_factory
+from app.main import create_app
+from app.services import tenants
+from app.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Settings:
+    s = Settings(data_dir=tmp_path_factory.mktemp("kiln"), max_request_bytes=64 * 1024)
+    bootstrap.prepare(s)
+    return s
+
+
+@pytest.fixture(scope="module")
+def client(settings) -> TestClient:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture
+def new_key(settings):
+    """Makes keys for fresh tenants, so each test sees only its own rows."""
+
+    def make(tenant: str | None = None) -> dict[str, str]:
+        with session_factory(settings.database_url)() as session:
+            t = tenants.get_or_create_tenant(session=session, name=tenant or f"t-{secrets.token_hex(4)}")
+            key = tenants.create_key(session=session, tenant=t)
+            session.commit()
+        return {"Authorization": f"Bearer {key}"}
+
+    return make
+
+
+@pytest.fixture
+def auth(new_key) -> dict[str, str]:
+    return new_key()
+
+
+LENET_JOB = {
+    "name": "lenet-digits",
+    "model": {"architecture": "lenet5", "params": {"activation": "relu"}},
+    "data": {"dataset": "builtin:digits", "validation_fraction": 0.2},
+    "training": {"epochs": 10, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0001}},
+    "seed": 0,
+}

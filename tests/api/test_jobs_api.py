@@ -1,0 +1,135 @@
+import copy
+
+from tests.api.conftest import LENET_JOB
+
+
+def job(**changes):
+    spec = copy.deepcopy(LENET_JOB)
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        target = spec
+        for p in parents:
+            target = target[p]
+        if value is ...:
+            del target[leaf]
+        else:
+            target[leaf] = value
+    return spec
+
+
+def test_submit_answers_201_with_location_and_the_queued_job(client, auth):
+    r = client.post("/v1/jobs", json=LENET_JOB, headers=auth)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert r.headers["location"].endswith(f"/v1/jobs/{body['id']}")
+    assert body["state"] == "queued"
+    assert body["attempt"] == 0
+    assert body["progress"] == {"epoch": 0, "epochs": 10, "step": 0, "total_steps": 0, "fraction": 0.0}
+    assert body["error"] is None and body["model_id"] is None and body["started_at"] is None
+    # The stored spec is what will run: defaults filled in.
+    assert body["spec"]["model"]["params"] == {"activation": "relu", "negative_slope": 0.01, "pooling": "max"}
+    assert client.get(r.headers["location"], headers=auth).json()["id"] == body["id"]
+
+
+def test_curl_style_form_content_type_is_read_as_json(client, auth):
+    import json
+
+    r = client.post("/v1/jobs", content=json.dumps(LENET_JOB), headers={**auth, "content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 201, r.text
+
+
+def test_list_is_newest_first_with_cursor_paging_and_state_filter(client, auth):
+    ids = [client.post("/v1/jobs", json=job(name=f"j{i}"), headers=auth).json()["id"] for i in range(5)]
+    client.post(f"/v1/jobs/{ids[0]}/cancel", headers=auth)
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/v1/jobs", params=params, headers=auth).json()
+        assert len(page["items"]) <= 2
+        seen += [j["id"] for j in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+    cancelled = client.get("/v1/jobs", params={"state": "cancelled"}, headers=auth).json()["items"]
+    assert [j["id"] for j in cancelled] == [ids[0]]
+
+
+def test_cancel_of_a_queued_job_is_immediate_and_a_second_cancel_conflicts(client, auth):
+    job_id = client.post("/v1/jobs", json=LENET_JOB, headers=auth).json()["id"]
+    r = client.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
+    assert r.status_code == 200
+    assert r.json()["state"] == "cancelled" and r.json()["finished_at"] is not None
+    again = client.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "conflict"
+
+
+def _error(r, status=422):
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert set(err) == {"code", "message", "details"}
+    return err
+
+
+def test_unknown_architecture_lists_the_known_ones(client, auth):
+    err = _error(client.post("/v1/jobs", json=job(model__architecture="vgg16"), headers=auth))
+    assert "lenet5" in err["message"] and "mlp" in err["message"]
+    assert err["details"][0]["loc"] == ["body", "model", "architecture"]
+
+
+def test_value_out_of_range_names_the_field(client, auth):
+    err = _error(client.post("/v1/jobs", json=job(training__epochs=0), headers=auth))
+    assert err["details"][0]["loc"] == ["body", "training", "epochs"]
+    err = _error(client.post("/v1/jobs", json=job(training__optimizer={"name": "sgd", "lr": -1}), headers=auth))
+    assert err["details"][0]["loc"][:3] == ["body", "training", "optimizer"]
+    err = _error(client.post("/v1/jobs", json=job(data__validation_fraction=0.9), headers=auth))
+    assert err["details"][0]["loc"] == ["body", "data", "validation_fraction"]
+
+
+def test_missing_field_and_unknown_field_are_named(client, auth):
+    err = _error(client.post("/v1/jobs", json=job(model=...), headers=auth))
+    assert ["body", "model"] in [d["loc"] for d in err["details"]]
+    err = _error(client.post("/v1/jobs", json=job(trainnig={}), headers=auth))
+    assert ["body", "trainnig"] in [d["loc"] for d in err["details"]]
+
+
+def test_bad_architecture_params_are_named(client, auth):
+    err = _error(client.post("/v1/jobs", json=job(model__params={"activation": "swish"}), headers=auth))
+    assert err["details"][0]["loc"] == ["body", "model", "params", "activation"]
+    err = _error(client.post("/v1/jobs", json=job(model={"architecture": "mlp", "params": {"hidden_sizes": [0]}}), headers=auth))
+    assert err["details"][0]["loc"] == ["body", "model", "params", "hidden_sizes", 0]
+
+
+def test_unknown_dataset_and_unknown_optimizer(client, auth):
+    err = _error(client.post("/v1/jobs", json=job(data__dataset="builtin:imagenet"), headers=auth))
+    assert err["details"][0]["loc"] == ["body", "data", "dataset"]
+    err = _error(client.post("/v1/jobs", json=job(training__optimizer={"name": "lbfgs"}), headers=auth))
+    assert err["details"][0]["loc"][:3] == ["body", "training", "optimizer"]
+
+
+def test_body_that_is_not_json_is_a_422_not_a_500(client, auth):
+    r = client.post("/v1/jobs", content=b"{not json", headers={**auth, "content-type": "application/json"})
+    _error(r)
+    _error(client.post("/v1/jobs", json=[1, 2], headers=auth))
+    _error(client.post("/v1/jobs", json={"name": 5, "model": "x", "data": None}, headers=auth))
+
+
+def test_oversized_body_is_a_413(client, auth, settings):
+    big = job(name="x" * 10)
+    big["padding"] = "y" * (settings.max_request_bytes + 1)
+    err = _error(client.post("/v1/jobs", json=big, headers=auth), status=413)
+    assert err["code"] == "payload_too_large"
+
+
+def test_bad_cursor_and_limit_are_422(client, auth):
+    _error(client.get("/v1/jobs", params={"cursor": "garbage"}, headers=auth))
+    _error(client.get("/v1/jobs", params={"limit": 0}, headers=auth))
+    _error(client.get("/v1/jobs", params={"state": "exploded"}, headers=auth))
+
+
+def test_unknown_job_is_404_in_the_error_shape(client, auth):
+    err = _error(client.get("/v1/jobs/job_nope", headers=auth), status=404)
+    assert err["code"] == "not_found"
+    _error(client.get("/v1/jobs/job_nope/metrics", headers=auth), status=404)
+    _error(client.post("/v1/jobs/job_nope/cancel", headers=auth), status=404)

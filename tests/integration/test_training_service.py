@@ -1,0 +1,109 @@
+"""A user's path through the service, with real processes: submit, poll, read metrics, predict."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from tests.integration.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+LENET_JOB = {
+    "name": "lenet-digits",
+    "model": {"architecture": "lenet5", "params": {"activation": "relu"}},
+    "data": {"dataset": "builtin:digits", "validation_fraction": 0.2},
+    "training": {"epochs": 10, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0001}},
+    "seed": 0,
+}
+LONG_MLP_JOB = {
+    "name": "long",
+    "model": {"architecture": "mlp", "params": {"hidden_sizes": [256, 256]}},
+    "data": {"dataset": "builtin:digits"},
+    "training": {"epochs": 1000, "batch_size": 8, "optimizer": {"name": "sgd", "lr": 0.01}},
+}
+
+
+def test_lenet5_on_digits_succeeds_and_predicts_all_1797_digits(stack):
+    client = stack.new_tenant()
+    r = client.post("/v1/jobs", json=LENET_JOB)
+    assert r.status_code == 201, r.text
+    job = wait_for(client, r.json()["id"], {"succeeded", "failed", "cancelled"})
+    assert job["state"] == "succeeded", (job["error"], stack.read_logs())
+    assert job["attempt"] == 1
+    assert job["progress"] == {"epoch": 10, "epochs": 10, "step": 230, "total_steps": 230, "fraction": 1.0}
+    assert job["metrics"]["val_accuracy"] >= 0.93
+    assert job["started_at"] <= job["finished_at"]
+
+    series = client.get(f"/v1/jobs/{job['id']}/metrics").json()["series"]
+    for name in ("train_loss", "val_loss", "val_accuracy", "learning_rate", "samples_per_second", "epoch_seconds"):
+        assert name in series, name
+    assert [p["epoch"] for p in series["val_accuracy"]] == list(range(1, 11))
+    assert len(series["train_loss"]) >= 230 // 10
+    assert series["val_accuracy"][-1]["value"] == job["metrics"]["val_accuracy"]
+    only = client.get(f"/v1/jobs/{job['id']}/metrics", params={"names": "val_loss", "since_step": 115}).json()["series"]
+    assert list(only) == ["val_loss"] and all(p["step"] > 115 for p in only["val_loss"])
+
+    model = client.get(f"/v1/models/{job['model_id']}").json()
+    assert model["architecture"] == "lenet5" and model["job_id"] == job["id"]
+    assert model["input_shape"] == [1, 32, 32] and model["sample_shape"] == [8, 8]
+    assert model["class_names"] == [str(d) for d in range(10)]
+    assert model["preprocessing"]["resize"] == [32, 32]
+    assert model["metrics"]["val_accuracy"] == job["metrics"]["val_accuracy"]
+    assert [m["id"] for m in client.get("/v1/models").json()["items"]] == [model["id"]]
+
+    digits = load_digits()
+    answer = client.post(f"/v1/models/{model['id']}/predict", json={"inputs": digits.images.tolist()})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    predicted = np.array([int(p) for p in body["predictions"]])
+    assert (predicted == digits.target).mean() >= 0.93
+    probs = np.array(body["probabilities"])
+    assert probs.shape == (1797, 10)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+
+    bad = client.post(f"/v1/models/{model['id']}/predict", json={"inputs": [[[0] * 8] * 7]})
+    assert bad.status_code == 422 and "[8, 8]" in bad.json()["error"]["message"]
+    bad = client.post(f"/v1/models/{model['id']}/predict", json={"inputs": [[["a"] * 8] * 8]})
+    assert bad.status_code == 422
+
+
+def test_cancel_stops_a_running_job_and_the_worker_takes_the_next(stack):
+    client = stack.new_tenant()
+    long_id = client.post("/v1/jobs", json=LONG_MLP_JOB).json()["id"]
+    running = wait_for(client, long_id, {"running"}, timeout=60)
+    assert running["state"] == "running"
+    client.post(f"/v1/jobs/{long_id}/cancel")
+    cancelled = wait_for(client, long_id, {"cancelled", "failed", "succeeded"}, timeout=10)
+    assert cancelled["state"] == "cancelled"
+    assert cancelled["model_id"] is None
+
+    next_job = client.post("/v1/jobs", json={**LENET_JOB, "training": {**LENET_JOB["training"], "epochs": 1}}).json()
+    assert wait_for(client, next_job["id"], {"succeeded", "failed"})["state"] == "succeeded"
+
+
+def test_a_failing_job_is_failed_with_a_readable_error_and_its_traceback_logged(stack):
+    client = stack.new_tenant()
+    exploding = {
+        "name": "explodes",
+        "model": {"architecture": "mlp", "params": {"hidden_sizes": [64]}},
+        "data": {"dataset": "builtin:digits"},
+        "training": {"epochs": 3, "batch_size": 16, "optimizer": {"name": "sgd", "lr": 10, "momentum": 0.99}},
+    }
+    job = wait_for(client, client.post("/v1/jobs", json=exploding).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "failed"
+    assert job["error"]["type"] == "non_finite_loss"
+    assert "step" in job["error"]["message"]
+    assert "NonFiniteLoss" in client.get(f"/v1/jobs/{job['id']}/logs").text
+
+
+def test_two_tenants_cannot_see_each_others_jobs_models_or_metrics(stack):
+    alice, bob = stack.new_tenant(), stack.new_tenant()
+    job = wait_for(alice, alice.post("/v1/jobs", json={**LENET_JOB, "training": {**LENET_JOB["training"], "epochs": 1}}).json()["id"], {"succeeded", "failed"})
+    assert job["state"] == "succeeded"
+    model_id = job["model_id"]
+    assert bob.get(f"/v1/jobs/{job['id']}").status_code == 404
+    assert bob.get(f"/v1/jobs/{job['id']}/metrics").status_code == 404
+    assert bob.get(f"/v1/models/{model_id}").status_code == 404
+    assert bob.post(f"/v1/models/{model_id}/predict", json={"inputs": [[[0] * 8] * 8]}).status_code == 404
+    assert bob.get("/v1/jobs").json()["items"] == [] and bob.get("/v1/models").json()["items"] == []
+    assert alice.post(f"/v1/models/{model_id}/predict", json={"inputs": [[[0] * 8] * 8]}).status_code == 200

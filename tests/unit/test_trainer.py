@@ -1,0 +1,91 @@
+"""The real Trainer through its in-memory context: it learns, it stops when told, and a run
+resumed from a checkpoint ends exactly where an uninterrupted one does."""
+
+import pytest
+import torch
+
+import models
+from worker.context import LocalContext
+from worker.data import load_raw, prepare
+from worker.optim import build_optimizer
+from worker.trainer import NonFiniteLoss, TrainConfig, Trainer
+
+SGD = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4}
+
+
+@pytest.fixture(scope="module")
+def digits_vector():
+    raw = load_raw("builtin:digits")
+    return prepare(raw, input_kind="vector", input_size=None, input_channels=None, validation_fraction=0.25, seed=0)
+
+
+def make_trainer(prepared, ctx, *, epochs=3, optimizer=SGD, seed=0, l1=0.0, params=None):
+    arch = models.get("mlp")
+    torch.manual_seed(seed)
+    net = arch.build(arch.make_params(params or {"hidden_sizes": [32], "dropout": 0.1}), prepared.preprocessing.input_shape, 10)
+    opt = build_optimizer(net, optimizer)
+    config = TrainConfig(epochs=epochs, batch_size=32, seed=seed, l1=l1, train_loss_every_steps=5)
+    return Trainer(net, opt, prepared.tensors, config, ctx)
+
+
+def test_learns_digits_well_above_chance_on_held_out_data(digits_vector):
+    ctx = LocalContext()
+    result = make_trainer(digits_vector, ctx).fit()
+    assert result.stop_reason is None and result.epochs_done == 3
+    assert result.final_metrics["val_accuracy"] > 0.85  # chance is 0.10
+    losses = [v for _, v in ctx.series("train_loss")]
+    assert losses[-1] < losses[0]
+    names = {name for name, *_ in ctx.points}
+    assert {"train_loss", "val_loss", "val_accuracy", "learning_rate", "samples_per_second", "epoch_seconds"} <= names
+    assert len(ctx.series("val_accuracy")) == 3
+
+
+def test_train_loss_is_recorded_every_n_steps(digits_vector):
+    ctx = LocalContext()
+    trainer = make_trainer(digits_vector, ctx, epochs=1)
+    trainer.fit()
+    per_step = [s for s, _ in ctx.series("train_loss")][:-1]  # the last is the epoch mean
+    assert per_step == list(range(5, trainer.steps_per_epoch + 1, 5))
+
+
+def test_stops_between_batches_when_asked(digits_vector):
+    ctx = LocalContext(stop_after_step=7)
+    result = make_trainer(digits_vector, ctx, epochs=5).fit()
+    assert result.stop_reason == "cancelled"
+    assert result.steps_done == 7
+
+
+def test_resume_from_checkpoint_ends_with_identical_weights(digits_vector):
+    straight = make_trainer(digits_vector, LocalContext(), epochs=4)
+    straight.fit()
+
+    first_ctx = LocalContext()
+    make_trainer(digits_vector, first_ctx, epochs=2).fit()
+    resumed_ctx = LocalContext()
+    resumed_ctx.checkpoints = first_ctx.checkpoints[-1:]  # what a new attempt would find
+    resumed = make_trainer(digits_vector, resumed_ctx, epochs=4, seed=0)
+    resumed.fit()
+
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_non_finite_loss_names_the_step(digits_vector):
+    ctx = LocalContext()
+    trainer = make_trainer(digits_vector, ctx, optimizer={**SGD, "lr": 1e12, "momentum": 0.0})
+    with pytest.raises(NonFiniteLoss, match=r"at step \d+"):
+        trainer.fit()
+
+
+def test_l1_penalty_shrinks_weights(digits_vector):
+    plain = make_trainer(digits_vector, LocalContext(), epochs=2)
+    plain.fit()
+    sparse = make_trainer(digits_vector, LocalContext(), epochs=2, l1=1e-2)
+    sparse.fit()
+    l1 = lambda t: sum(p.abs().sum().item() for p in t.model.parameters() if p.ndim > 1)  # noqa: E731
+    assert l1(sparse) < 0.8 * l1(plain)
+
+
+def test_adam_trains_too(digits_vector):
+    result = make_trainer(digits_vector, LocalContext(), optimizer={"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}).fit()
+    assert result.final_metrics["val_accuracy"] > 0.85
