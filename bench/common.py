@@ -1,0 +1,23 @@
+"""Helpers the benchmarks share: MNIST from the shared IDX files, a throwaway Kiln job in a temp dir."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+
+
+def read_idx(path: Path) -> np.ndarray:
+    data = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    ndim = data[3]
+    shape = np.frombuffer(data, ">u4", ndim, 4)
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def mnist_train(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not (mnist_dir / "train-images-idx3-ubyte.gz").exists():
+        raise SystemExit(f"MNIST IDX files not found in {mnist_dir}; pass --mnist-dir")
+    return read_idx(mnist_dir / "train-images-idx3-ubyte.gz"), read_idx(mnist_dir / "train-labels-idx1-ubyte.gz").astype(np.int64)
