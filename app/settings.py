@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     port: int = 8000
 
     # Training worker
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="where workers train; auto = GPU if present")
     worker_threads: int = Field(0, ge=0, description="torch threads per training worker; 0 = all cores")
     lease_seconds: float = Field(30.0, gt=0)
     heartbeat_seconds: float = Field(1.0, gt=0, description="lease renewal, metric flush and cancel check")

@@ -23,7 +23,7 @@ from worker.data import load_raw, prepare
 from worker.job_context import JobContext
 from worker.model_files import save_model
 from worker.optim import build_optimizer
-from worker.trainer import NonFiniteLoss, TrainConfig, Trainer
+from worker.trainer import NonFiniteLoss, TrainConfig, Trainer, resolve_device
 
 log = logging.getLogger("kiln.worker")
 
@@ -71,6 +71,7 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
             epochs=spec.training.epochs, batch_size=spec.training.batch_size, seed=spec.seed, l1=spec.training.l1,
             train_loss_every_steps=settings.train_loss_every_steps,
             max_runtime_seconds=spec.training.max_runtime_seconds or settings.max_runtime_seconds,
+            device=resolve_device(settings.device),
         )
         result = Trainer(net, optimizer, prepared.tensors, config, ctx).fit()
         if result.stop_reason is None:

@@ -42,6 +42,7 @@ class TrainConfig:
     l1: float = 0.0
     train_loss_every_steps: int = 10
     max_runtime_seconds: float | None = None
+    device: str = "cpu"
 
 
 @dataclass
@@ -50,6 +51,13 @@ class TrainResult:
     epochs_done: int
     steps_done: int
     final_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> str:
+    """"auto" means the GPU where there is one."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -67,9 +75,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
 
 class Trainer:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, data: TensorData, config: TrainConfig, ctx: TrainingContext):
-        self.model = model
+        self.device = torch.device(config.device)
+        # Datasets are small next to device memory: move them once, then every batch is a device-side gather.
+        self.model = model.to(self.device)
         self.optimizer = optimizer
-        self.data = data
+        self.data = TensorData(*(t.to(self.device) if t is not None else None for t in (data.x_train, data.y_train, data.x_val, data.y_val)))
         self.config = config
         self.ctx = ctx
         self.steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
@@ -87,14 +97,17 @@ class Trainer:
             "step": step,
             "shuffle_rng": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "final_metrics": best,
         }
 
     def _restore(self, state: dict[str, Any], generator: torch.Generator) -> tuple[int, int, dict[str, float]]:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(state["optimizer"])  # follows the parameters' device
         generator.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng"):
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         return int(state["epoch"]), int(state["step"]), dict(state.get("final_metrics", {}))
 
     # -- the loop --------------------------------------------------------------------------------
@@ -116,8 +129,8 @@ class Trainer:
             epoch_number = epoch + 1
             model.train()
             started = time.perf_counter()
-            order = torch.randperm(n, generator=generator)
-            loss_sum = torch.zeros(())
+            order = torch.randperm(n, generator=generator).to(self.device)
+            loss_sum = torch.zeros((), device=self.device)
             for batch_start in range(0, n, bs):
                 idx = order[batch_start : batch_start + bs]
                 xb, yb = x.index_select(0, idx), y.index_select(0, idx)
