@@ -46,7 +46,8 @@ class TrainingSpec(_Strict):
     batch_size: int = Field(64, ge=1, le=8192)
     optimizer: OptimizerSpec = Field(default_factory=lambda: SGDSpec(name="sgd"))
     l1: float = Field(0.0, ge=0, le=1, description="L1 penalty on weights, added to the loss")
-    max_runtime_seconds: int | None = Field(None, ge=1, le=30 * 24 * 3600)
+    max_runtime_seconds: int | None = Field(None, ge=1, le=30 * 24 * 3600, description="past it the job fails with reason timeout")
+    checkpoint_every_steps: int | None = Field(None, ge=1, description="checkpoint every N steps too, not only at each epoch's end")
 
 
 class JobSpec(_Strict):

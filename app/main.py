@@ -12,6 +12,7 @@ from app import inference
 from app.artifacts import ArtifactStore
 from app.db.engine import session_factory
 from app.errors import install_error_handlers
+from app.reconciler import Reconciler
 from app.limits import BodySizeLimit, FormAsJson
 from app.routers import architectures, health, jobs, models
 from app.settings import Settings, get_settings
@@ -22,7 +23,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        reconciler = Reconciler(settings, app.state.sessions).start() if settings.run_reconciler else None
         yield
+        if reconciler:
+            reconciler.stop()
         app.state.sessions.kw["bind"].dispose()
 
     app = FastAPI(

@@ -6,11 +6,13 @@ name and never imports ``worker/``.
 
 from __future__ import annotations
 
+import base64
 import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 from celery import Celery
 
 from app.settings import Settings
@@ -81,3 +83,48 @@ def broker_reachable(settings: Settings) -> bool:
     except Exception:  # noqa: BLE001 - readiness reports any failure as not ready
         log.warning("broker not reachable", exc_info=True)
         return False
+
+
+def _job_id_of(raw: bytes | str) -> str | None:
+    """The job id inside one serialized Celery message (kombu's JSON envelope, base64 body)."""
+    try:
+        envelope = orjson.loads(raw)
+        body = envelope["body"]
+        if envelope.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = orjson.loads(body)[0]
+        return str(args[0]) if args else None
+    except (ValueError, KeyError, IndexError, TypeError, orjson.JSONDecodeError):
+        return None
+
+
+def queued_job_ids(settings: Settings) -> set[str] | None:
+    """Job ids with a message waiting in the broker's queue; None when this broker cannot be read."""
+    url = settings.broker_url
+    if url.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=5)
+        try:
+            # kombu keeps one list per priority step; the default priority uses the bare queue name.
+            keys = [settings.queue_name] + [f"{settings.queue_name}\x06\x16{p}" for p in range(1, 10)]
+            items = [item for key in keys for item in client.lrange(key, 0, -1)]
+        finally:
+            client.close()
+    elif url.startswith("sqla+"):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url.removeprefix("sqla+"))
+        try:
+            with engine.connect() as conn:
+                items = conn.execute(text(
+                    "SELECT m.payload FROM kombu_message m JOIN kombu_queue q ON m.queue_id = q.id "
+                    "WHERE q.name = :queue AND m.visible = :visible"
+                ), {"queue": settings.queue_name, "visible": True}).scalars().all()
+        except Exception:  # noqa: BLE001 - tables not made yet: nothing is queued
+            items = []
+        finally:
+            engine.dispose()
+    else:
+        return None
+    return {job_id for job_id in map(_job_id_of, items) if job_id}

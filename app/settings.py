@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(1.0, gt=0, description="lease renewal, metric flush and cancel check")
     train_loss_every_steps: int = Field(10, ge=1)
     max_runtime_seconds: int = Field(24 * 3600, ge=1)
+    max_attempts: int = Field(3, ge=1, description="attempts before a job whose worker keeps dying is failed")
+    run_reconciler: bool = True
+    reconcile_seconds: float = Field(10.0, gt=0, description="how often the reconciler runs (in every api and worker)")
+    requeue_grace_seconds: float = Field(15.0, ge=0, description="a queued job's message may be in flight this long")
+    checkpoint_keep: int = Field(2, ge=1, description="newest checkpoints kept per job, besides the best")
+    checkpoint_monitor: str = "val_loss"
+    checkpoint_monitor_mode: str = Field("min", pattern="^(min|max)$")
 
     # Serving
     api_torch_threads: int = Field(1, ge=1, description="torch threads in each API process")

@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 
+from app.db.engine import session_factory
 from app.queue import celery_config, prepare_embedded_broker
+from app.reconciler import Reconciler
 from app.settings import get_settings
+from worker import lifecycle
 
 settings = get_settings()
 prepare_embedded_broker(settings)
@@ -28,10 +31,28 @@ def _configure_torch() -> None:
     torch.set_num_threads(settings.torch_threads)
 
 
+_reconciler: Reconciler | None = None
+
+
 @worker_ready.connect
 def _on_ready(**_):
+    global _reconciler
     _configure_torch()
+    if settings.run_reconciler:
+        _reconciler = Reconciler(settings, session_factory(settings.database_url)).start()
     logging.getLogger("kiln.worker").info("worker ready; torch threads: %d", settings.torch_threads)
+
+
+@worker_shutting_down.connect
+def _on_shutting_down(**_):
+    # Runs inside Celery's SIGTERM/SIGINT handler: the running trainer checkpoints and hands its job back.
+    lifecycle.request_shutdown()
+
+
+@worker_shutdown.connect
+def _on_shutdown(**_):
+    if _reconciler:
+        _reconciler.stop()
 
 
 @worker_process_init.connect

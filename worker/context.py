@@ -19,7 +19,8 @@ class TrainingContext(Protocol):
     def stop_reason(self) -> str | None:
         """None to go on, else why to stop ("cancelled", "lease_lost", "shutdown"). Must be cheap."""
 
-    def save_checkpoint(self, state: dict[str, Any], *, epoch: int, step: int) -> None: ...
+    def save_checkpoint(self, state: dict[str, Any], *, epoch: int, step: int, metrics: dict[str, float] | None) -> None:
+        """``metrics`` are the epoch's when the checkpoint ends an epoch, None mid-epoch."""
 
     def load_checkpoint(self) -> dict[str, Any] | None: ...
 
@@ -27,11 +28,12 @@ class TrainingContext(Protocol):
 class LocalContext:
     """Keeps everything in memory. Tests and benchmarks run the real Trainer through it."""
 
-    def __init__(self, stop_after_step: int | None = None):
+    def __init__(self, stop_after_step: int | None = None, stop_with: str = "cancelled"):
         self.points: list[tuple[str, int, int, float]] = []
         self.progress: dict[str, int] = {}
         self.checkpoints: list[dict[str, Any]] = []
         self.stop_after_step = stop_after_step
+        self.stop_with = stop_with
         self._batches = 0
 
     def report(self, metrics: dict[str, float], *, step: int, epoch: int) -> None:
@@ -43,10 +45,10 @@ class LocalContext:
     def stop_reason(self) -> str | None:
         self._batches += 1  # the Trainer asks once after every batch
         if self.stop_after_step is not None and self._batches >= self.stop_after_step:
-            return "cancelled"
+            return self.stop_with
         return None
 
-    def save_checkpoint(self, state: dict[str, Any], *, epoch: int, step: int) -> None:
+    def save_checkpoint(self, state: dict[str, Any], *, epoch: int, step: int, metrics: dict[str, float] | None) -> None:
         self.checkpoints.append(state)
 
     def load_checkpoint(self) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ import logging
 import threading
 from typing import Any
 
+import orjson
 import torch
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,9 +28,6 @@ from app.settings import Settings
 
 log = logging.getLogger("kiln.worker")
 
-KEEP_CHECKPOINTS = 2
-
-
 class JobContext:
     def __init__(self, *, settings: Settings, sessions: sessionmaker[Session], store: ArtifactStore, job_id: str, tenant_id: str, worker_id: str, attempt: int):
         self.settings = settings
@@ -41,6 +39,7 @@ class JobContext:
         self._progress: dict[str, int] = {}
         self._latest: dict[str, float] = {}
         self._stop: str | None = None
+        self.resumed_from_step: int | None = None
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._beat_loop, name=f"heartbeat-{job_id}", daemon=True)
 
@@ -61,20 +60,41 @@ class JobContext:
     def request_stop(self, reason: str) -> None:
         self._stop = self._stop or reason
 
-    def save_checkpoint(self, state: dict[str, Any], *, epoch: int, step: int) -> None:
-        prefix = f"{job_prefix(self.job_id)}/checkpoints"
+    def save_checkpoint(self, state: dict[str, Any], *, epoch: int, step: int, metrics: dict[str, float] | None) -> None:
+        """Atomic write; keeps the newest ``checkpoint_keep`` and the best by the monitored metric."""
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        self.store.write_bytes(f"{prefix}/step-{step:010d}.pt", buffer.getvalue())
-        for old in self.store.list(prefix)[:-KEEP_CHECKPOINTS]:
+        data = buffer.getvalue()
+        self.store.write_bytes(f"{self._checkpoints}/step-{step:010d}.pt", data)
+        for old in self._step_checkpoints()[: -self.settings.checkpoint_keep]:
             self.store.delete(old)
+        monitored = (metrics or {}).get(self.settings.checkpoint_monitor)
+        if monitored is not None and self._is_best(monitored):
+            self.store.write_bytes(f"{self._checkpoints}/best.pt", data)
+            self.store.write_bytes(f"{self._checkpoints}/best.json", orjson.dumps(
+                {"metric": self.settings.checkpoint_monitor, "value": monitored, "epoch": epoch, "step": step}))
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        names = self.store.list(f"{job_prefix(self.job_id)}/checkpoints")
+        names = self._step_checkpoints()
         if not names:
             return None
+        self.resumed_from_step = int(names[-1].rsplit("step-", 1)[1].split(".")[0])
         # weights_only: a checkpoint is a file on disk; never run pickled code from it.
         return torch.load(self.store.path(names[-1]), map_location="cpu", weights_only=True)
+
+    @property
+    def _checkpoints(self) -> str:
+        return f"{job_prefix(self.job_id)}/checkpoints"
+
+    def _step_checkpoints(self) -> list[str]:
+        return [k for k in self.store.list(self._checkpoints) if k.rsplit("/", 1)[1].startswith("step-")]
+
+    def _is_best(self, value: float) -> bool:
+        key = f"{self._checkpoints}/best.json"
+        if not self.store.exists(key):
+            return True
+        best = orjson.loads(self.store.read_bytes(key))["value"]
+        return value < best if self.settings.checkpoint_monitor_mode == "min" else value > best
 
     # -- heartbeat ------------------------------------------------------------------------------
 

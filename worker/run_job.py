@@ -5,22 +5,27 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import socket
 import traceback
 
 import torch
+from sqlalchemy.exc import SQLAlchemyError
 
 import models
-from app.artifacts import ArtifactStore, job_prefix, model_prefix
+from app.artifacts import ArtifactStore, model_prefix
 from app.db.engine import session_factory
 from app.db.tables import TrainedModel
 from app.ids import new_id
 from app.jobspec import JobSpec
+from app.queue import enqueue_training
 from app.services import jobs as job_service
 from app.services import trained_models
 from app.settings import Settings
 from worker.data import load_raw, prepare
+from worker import lifecycle
 from worker.job_context import JobContext
+from worker.job_log import append_log
 from worker.model_files import save_model
 from worker.optim import build_optimizer
 from worker.trainer import NonFiniteLoss, TrainConfig, Trainer, resolve_device
@@ -30,13 +35,6 @@ log = logging.getLogger("kiln.worker")
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def append_log(store: ArtifactStore, job_id: str, text: str) -> None:
-    path = store.path(f"{job_prefix(job_id)}/log.txt")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(text if text.endswith("\n") else text + "\n")
 
 
 def run_training_job(job_id: str, settings: Settings) -> str | None:
@@ -55,6 +53,7 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
 
     ctx = JobContext(settings=settings, sessions=sessions, store=store, job_id=job_id, tenant_id=job.tenant_id, worker_id=me, attempt=job.attempt)
     ctx.start()
+    lifecycle.register(ctx)
     outcome: dict = {}
     try:
         spec = JobSpec.model_validate(job.spec)
@@ -71,9 +70,13 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
             epochs=spec.training.epochs, batch_size=spec.training.batch_size, seed=spec.seed, l1=spec.training.l1,
             train_loss_every_steps=settings.train_loss_every_steps,
             max_runtime_seconds=spec.training.max_runtime_seconds or settings.max_runtime_seconds,
+            checkpoint_every_steps=spec.training.checkpoint_every_steps,
             device=resolve_device(settings.device),
         )
-        result = Trainer(net, optimizer, prepared.tensors, config, ctx).fit()
+        trainer = Trainer(net, optimizer, prepared.tensors, config, ctx)
+        result = trainer.fit()
+        if ctx.resumed_from_step is not None:
+            append_log(store, job_id, f"attempt {job.attempt} resumed from the checkpoint at step {ctx.resumed_from_step}")
         if result.stop_reason is None:
             model_id = new_id("mdl")
             metadata = {
@@ -88,7 +91,9 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
             outcome = {"state": "cancelled"}
         elif result.stop_reason == "timeout":
             outcome = {"state": "failed", "error": ("timeout", f"ran past max_runtime_seconds ({config.max_runtime_seconds} s)")}
-        else:  # lease lost or shutdown: the job is someone else's now, or will be
+        elif result.stop_reason == "shutdown":
+            outcome = {"state": "queued"}
+        else:  # lease lost: the job is someone else's now
             outcome = {}
     except NonFiniteLoss as exc:
         outcome = {"state": "failed", "error": ("non_finite_loss", str(exc))}
@@ -98,12 +103,46 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
         outcome = {"state": "failed", "error": (type(exc).__name__, str(exc) or repr(exc))}
         append_log(store, job_id, traceback.format_exc())
     finally:
+        lifecycle.unregister(ctx)
         ctx.close()
 
     if not outcome:
-        append_log(store, job_id, f"attempt {job.attempt} stopped: {ctx.stop_reason()}")
+        append_log(store, job_id, f"attempt {job.attempt} stopped: {ctx.stop_reason()}; not recording anything")
         return None
-    return _record_outcome(sessions, store, job, me, outcome)
+    if outcome["state"] == "queued":
+        return _hand_back(settings, sessions, store, job, me)
+    return with_retries(lambda: _record_outcome(sessions, store, job, me, outcome), f"job {job_id}: record outcome")
+
+
+def with_retries(action, what: str, delays=(0.5, 1, 2, 4, 8, 15, 30)):
+    """Rides out a short database outage (a PostgreSQL restart) instead of losing the outcome."""
+    for delay in (*delays, None):
+        try:
+            return action()
+        except SQLAlchemyError:
+            if delay is None:
+                raise
+            log.warning("%s failed; retrying in %s s", what, delay, exc_info=True)
+            time.sleep(delay)
+
+
+def _hand_back(settings: Settings, sessions, store: ArtifactStore, job, me: str) -> str | None:
+    """Graceful stop: the checkpoint is written; give the job back to the queue now, and wake a worker."""
+
+    def release() -> bool:
+        with sessions() as session:
+            released = job_service.release(session=session, job_id=job.id, worker_id=me, attempt=job.attempt)
+            session.commit()
+            return released
+
+    if not with_retries(release, f"job {job.id}: release"):
+        return None
+    append_log(store, job.id, f"attempt {job.attempt} stopped by worker shutdown; checkpointed and returned to the queue")
+    try:
+        enqueue_training(settings, job.id)
+    except Exception:  # noqa: BLE001 - the reconciler re-sends for a queued job without a message
+        log.warning("job %s: could not send its message; the reconciler will", job.id, exc_info=True)
+    return "queued"
 
 
 def _record_outcome(sessions, store: ArtifactStore, job, me: str, outcome: dict) -> str | None:

@@ -42,6 +42,7 @@ class TrainConfig:
     l1: float = 0.0
     train_loss_every_steps: int = 10
     max_runtime_seconds: float | None = None
+    checkpoint_every_steps: int | None = None  # besides the one at every epoch's end
     device: str = "cpu"
 
 
@@ -88,27 +89,38 @@ class Trainer:
         self._l1_params = [p for n, p in model.named_parameters() if p.ndim > 1] if config.l1 else []
 
     # -- checkpoint state ------------------------------------------------------------------------
+    # A checkpoint pins the exact position in the data order: the shuffle generator's state before
+    # this epoch's permutation, and how many of its batches are done. Resuming redraws the same
+    # permutation and skips those batches, so a resumed run replays nothing and skips nothing.
 
-    def _state(self, epoch: int, step: int, generator: torch.Generator, best: dict[str, float]) -> dict[str, Any]:
+    def _state(self, pos: "_Position") -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "epoch": epoch,
-            "step": step,
-            "shuffle_rng": generator.get_state(),
+            "epoch": pos.epoch,
+            "step": pos.step,
+            "batch": pos.batch,
+            "epoch_rng": pos.epoch_rng,
+            "loss_sum": float(pos.loss_sum),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-            "final_metrics": best,
+            "last_metrics": pos.last_metrics,
         }
 
-    def _restore(self, state: dict[str, Any], generator: torch.Generator) -> tuple[int, int, dict[str, float]]:
+    def _restore(self, state: dict[str, Any]) -> "_Position":
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])  # follows the parameters' device
-        generator.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and state.get("cuda_rng"):
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        return int(state["epoch"]), int(state["step"]), dict(state.get("final_metrics", {}))
+        return _Position(
+            epoch=int(state["epoch"]), step=int(state["step"]), batch=int(state["batch"]), epoch_rng=state["epoch_rng"],
+            loss_sum=torch.tensor(state["loss_sum"], dtype=torch.float32, device=self.device),
+            last_metrics=dict(state["last_metrics"]),
+        )
+
+    def _checkpoint(self, pos: "_Position", metrics: dict[str, float] | None) -> None:
+        self.ctx.save_checkpoint(self._state(pos), epoch=pos.epoch, step=pos.step, metrics=metrics)
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -116,22 +128,25 @@ class Trainer:
         cfg, ctx, model, optimizer = self.config, self.ctx, self.model, self.optimizer
         x, y = self.data.x_train, self.data.y_train
         n, bs = len(x), cfg.batch_size
-        generator = torch.Generator().manual_seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
-        epoch, step, last_metrics = 0, 0, {}
+        generator = torch.Generator()
         checkpoint = ctx.load_checkpoint()
         if checkpoint is not None:
-            epoch, step, last_metrics = self._restore(checkpoint, generator)
+            pos = self._restore(checkpoint)
+        else:
+            generator.manual_seed(cfg.seed)
+            torch.manual_seed(cfg.seed)
+            pos = _Position(epoch_rng=generator.get_state(), loss_sum=torch.zeros((), device=self.device))
         deadline = time.monotonic() + cfg.max_runtime_seconds if cfg.max_runtime_seconds else None
-        every = cfg.train_loss_every_steps
+        every, ckpt_every = cfg.train_loss_every_steps, cfg.checkpoint_every_steps
 
-        while epoch < cfg.epochs:
-            epoch_number = epoch + 1
+        while pos.epoch < cfg.epochs:
+            epoch_number = pos.epoch + 1
             model.train()
             started = time.perf_counter()
+            generator.set_state(pos.epoch_rng)
             order = torch.randperm(n, generator=generator).to(self.device)
-            loss_sum = torch.zeros((), device=self.device)
-            for batch_start in range(0, n, bs):
+            first_batch = pos.batch
+            for batch_start in range(first_batch * bs, n, bs):
                 idx = order[batch_start : batch_start + bs]
                 xb, yb = x.index_select(0, idx), y.index_select(0, idx)
                 optimizer.zero_grad(set_to_none=True)
@@ -140,35 +155,54 @@ class Trainer:
                     loss = loss + cfg.l1 * sum(p.abs().sum() for p in self._l1_params)
                 loss.backward()
                 optimizer.step()
-                step += 1
-                loss_sum += loss.detach() * len(idx)
-                if step % every == 0:
+                pos.step += 1
+                pos.batch += 1
+                pos.loss_sum += loss.detach() * len(idx)
+                if pos.step % every == 0:
                     value = loss.item()
                     if not math.isfinite(value):
-                        raise NonFiniteLoss(value, step, epoch_number)
-                    ctx.report({"train_loss": value}, step=step, epoch=epoch_number)
-                    ctx.set_progress(epoch=epoch, step=step, total_steps=self.total_steps)
+                        raise NonFiniteLoss(value, pos.step, epoch_number)
+                    ctx.report({"train_loss": value}, step=pos.step, epoch=epoch_number)
+                    ctx.set_progress(epoch=pos.epoch, step=pos.step, total_steps=self.total_steps)
+                if ckpt_every and pos.step % ckpt_every == 0 and batch_start + bs < n:
+                    self._checkpoint(pos, None)
                 reason = ctx.stop_reason()
                 if reason is None and deadline is not None and time.monotonic() > deadline:
                     reason = "timeout"
                 if reason is not None:
-                    return TrainResult(reason, epoch, step, last_metrics)
+                    if reason in ("shutdown", "timeout"):  # never after "lease_lost": the job is someone else's
+                        self._checkpoint(pos, None)
+                    return TrainResult(reason, pos.epoch, pos.step, pos.last_metrics)
             seconds = time.perf_counter() - started
 
-            train_loss = loss_sum.item() / n
+            train_loss = pos.loss_sum.item() / n
             if not math.isfinite(train_loss):
-                raise NonFiniteLoss(train_loss, step, epoch_number)
+                raise NonFiniteLoss(train_loss, pos.step, epoch_number)
             metrics = {
                 "train_loss": train_loss,
                 "learning_rate": optimizer.param_groups[0]["lr"],
-                "samples_per_second": n / seconds,
+                "samples_per_second": (n - first_batch * bs) / seconds,
                 "epoch_seconds": seconds,
             }
             if self.data.x_val is not None and len(self.data.x_val):
                 metrics["val_loss"], metrics["val_accuracy"] = evaluate(model, self.data.x_val, self.data.y_val)
-            epoch += 1
-            last_metrics = metrics
-            ctx.report(metrics, step=step, epoch=epoch)
-            ctx.set_progress(epoch=epoch, step=step, total_steps=self.total_steps)
-            ctx.save_checkpoint(self._state(epoch, step, generator, last_metrics), epoch=epoch, step=step)
-        return TrainResult(None, epoch, step, last_metrics)
+            pos = _Position(
+                epoch=epoch_number, step=pos.step, batch=0, epoch_rng=generator.get_state(),
+                loss_sum=torch.zeros((), device=self.device), last_metrics=metrics,
+            )
+            ctx.report(metrics, step=pos.step, epoch=pos.epoch)
+            ctx.set_progress(epoch=pos.epoch, step=pos.step, total_steps=self.total_steps)
+            self._checkpoint(pos, metrics)
+        return TrainResult(None, pos.epoch, pos.step, pos.last_metrics)
+
+
+@dataclass
+class _Position:
+    """Where training stands: completed epochs, global step, batches done in the current epoch."""
+
+    epoch_rng: torch.Tensor
+    loss_sum: torch.Tensor
+    epoch: int = 0
+    step: int = 0
+    batch: int = 0
+    last_metrics: dict[str, float] = field(default_factory=dict)

@@ -22,7 +22,7 @@ log = logging.getLogger("kiln.api")
 
 @router.post("", status_code=201, response_model=JobOut)
 def submit_job(spec: JobSpec, caller: CallerDep, session: SessionDep, settings: SettingsDep, request: Request, response: Response):
-    job = job_service.create(session=session, tenant_id=caller.tenant_id, spec=spec, max_attempts=3)
+    job = job_service.create(session=session, tenant_id=caller.tenant_id, spec=spec, max_attempts=settings.max_attempts)
     session.commit()
     try:
         enqueue_training(settings, job.id)

@@ -66,6 +66,7 @@ def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int
         epochs=spec.training.epochs,
         latest_metrics={},
         created_at=utcnow(),
+        enqueued_at=utcnow(),
     )
     session.add(job)
     session.flush()
@@ -200,3 +201,61 @@ def finish(
     if model_id:
         values["model_id"] = model_id
     return bool(session.execute(update(Job).where(_owned(job_id, worker_id, attempt)).values(**values)).rowcount)
+
+
+def release(*, session: Session, job_id: str, worker_id: str, attempt: int) -> bool:
+    """Hands an owned running job back to the queue at once (graceful stop), without waiting for expiry."""
+    return bool(session.execute(
+        update(Job).where(_owned(job_id, worker_id, attempt))
+        .values(state="queued", worker_id=None, lease_expires_at=None, enqueued_at=utcnow())
+    ).rowcount)
+
+
+# --- the reconciler's side -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Repairs:
+    requeued: list[str]  # running on an expired lease -> queued (need a message)
+    failed: list[str]  # expired lease and no attempts left
+    resent: list[str]  # queued, message gone (need a message)
+
+    @property
+    def to_enqueue(self) -> list[str]:
+        return self.requeued + self.resent
+
+
+def repair_expired_leases(*, session: Session, now: datetime) -> tuple[list[str], list[str]]:
+    """Running jobs whose worker stopped renewing: back to queued, or failed once attempts are spent.
+
+    Each change is conditional on the state read, so several reconcilers at once are harmless.
+    """
+    expired = session.execute(
+        select(Job.id, Job.attempt, Job.max_attempts).where(Job.state == "running", Job.lease_expires_at < now)
+    ).all()
+    requeued, failed = [], []
+    for job_id, attempt, max_attempts in expired:
+        still_expired = and_(Job.id == job_id, Job.state == "running", Job.attempt == attempt, Job.lease_expires_at < now)
+        if attempt >= max_attempts:
+            done = session.execute(update(Job).where(still_expired).values(
+                state="failed", finished_at=now, lease_expires_at=None, error_type="attempts_exhausted",
+                error_message=f"the worker was lost {attempt} times (max_attempts={max_attempts}); last attempt's lease expired",
+            )).rowcount
+            if done:
+                failed.append(job_id)
+        elif session.execute(update(Job).where(still_expired).values(state="queued", worker_id=None, lease_expires_at=None, enqueued_at=now)).rowcount:
+            requeued.append(job_id)
+    return requeued, failed
+
+
+def queued_without_message(*, session: Session, now: datetime, grace_seconds: float, in_broker: set[str] | None) -> list[str]:
+    """Queued jobs whose wake-up message is gone: not in the broker's queue (when the broker can be
+    read), and last sent more than ``grace_seconds`` ago. Marks them as sent now."""
+    cutoff = now - timedelta(seconds=grace_seconds)
+    candidates = session.scalars(
+        select(Job.id).where(Job.state == "queued", Job.cancel_requested.is_(False), or_(Job.enqueued_at.is_(None), Job.enqueued_at < cutoff))
+    ).all()
+    lost = [job_id for job_id in candidates if in_broker is None or job_id not in in_broker]
+    if lost:
+        session.execute(update(Job).where(Job.id.in_(lost), Job.state == "queued").values(enqueued_at=now))
+    return lost

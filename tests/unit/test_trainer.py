@@ -70,6 +70,52 @@ def test_resume_from_checkpoint_ends_with_identical_weights(digits_vector):
         assert torch.equal(a, b), name
 
 
+TIMING = {"samples_per_second", "epoch_seconds"}
+
+
+def _values(ctx):
+    return sorted((n, s, v) for n, s, _, v in ctx.points if n not in TIMING)
+
+
+@pytest.mark.parametrize("stop_at_batch", [1, 37, 43, 44, 100])
+def test_shutdown_mid_epoch_checkpoints_and_resume_is_exact(digits_vector, stop_at_batch):
+    """SIGTERM's path: stop between batches, checkpoint there, a new attempt resumes. Weights and
+    the metric series equal those of a run that never stopped (43 batches make an epoch here)."""
+    straight_ctx = LocalContext()
+    straight = make_trainer(digits_vector, straight_ctx, epochs=3)
+    straight.fit()
+
+    first = LocalContext(stop_after_step=stop_at_batch, stop_with="shutdown")
+    result = make_trainer(digits_vector, first, epochs=3).fit()
+    assert result.stop_reason == "shutdown" and result.steps_done == stop_at_batch
+    assert first.checkpoints[-1]["step"] == stop_at_batch
+
+    second = LocalContext()
+    second.checkpoints = first.checkpoints[-1:]
+    second.points = list(first.points)
+    resumed = make_trainer(digits_vector, second, epochs=3, seed=12345)  # the seed must not matter on resume
+    resumed.fit()
+
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert _values(second) == _values(straight_ctx)
+
+
+def test_cancel_and_lease_loss_write_no_checkpoint(digits_vector):
+    for reason in ("cancelled", "lease_lost"):
+        ctx = LocalContext(stop_after_step=3, stop_with=reason)
+        make_trainer(digits_vector, ctx, epochs=2).fit()
+        assert ctx.checkpoints == []
+
+
+def test_checkpoint_every_n_steps(digits_vector):
+    ctx = LocalContext()
+    trainer = make_trainer(digits_vector, ctx, epochs=2)
+    trainer.config.checkpoint_every_steps = 20
+    trainer.fit()
+    assert [c["step"] for c in ctx.checkpoints] == [20, 40, 43, 60, 80, 86]
+
+
 def test_non_finite_loss_names_the_step(digits_vector):
     ctx = LocalContext()
     trainer = make_trainer(digits_vector, ctx, optimizer={**SGD, "lr": 1e12, "momentum": 0.0})

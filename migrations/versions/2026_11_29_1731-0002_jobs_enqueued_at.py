@@ -1,0 +1,31 @@
+"""jobs enqueued_at
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-29 17:31:08.461392
+"""
+
+from typing import Sequence, Union
+
+import sqlalchemy as sa
+from alembic import op
+
+import app.db.types
+
+
+revision: str = '0002'
+down_revision: Union[str, None] = '0001'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('enqueued_at', app.db.types.UTCDateTime(timezone=True), nullable=True))
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_column('enqueued_at')
+
