@@ -29,8 +29,10 @@ def postgres_url():
     """A fresh database for this test session."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
 
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    # NullPool: a test restarts PostgreSQL, and a pooled connection would not survive it.
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     name = f"kiln_test_{secrets.token_hex(4)}"
     try:
         with admin.connect() as conn:

@@ -65,6 +65,29 @@ class Stack:
     def start_worker(self) -> subprocess.Popen:
         return self._spawn("worker", "worker")
 
+    def signal_group(self, proc: subprocess.Popen, sig: int) -> None:
+        """Signals the process's whole group (a worker and anything it started), as an OOM-kill or a node stop would."""
+        os.killpg(proc.pid, sig)
+
+    def settings(self):
+        """The stack's Settings, built from its environment as its processes build them."""
+        from app.settings import Settings
+
+        keep = {k: v for k, v in self.env.items() if k.startswith("KILN_")}
+        saved = {k: os.environ.get(k) for k in keep}
+        os.environ.update(keep)
+        try:
+            return Settings()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def worker_logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.logs.glob("worker-*.log")))
+
     def new_tenant(self) -> httpx.Client:
         out = self.kiln("keys", "create", "--tenant", f"tenant-{secrets.token_hex(4)}")
         key = out.strip().splitlines()[-1]
@@ -85,29 +108,60 @@ class Stack:
                 proc.wait()
 
 
-@pytest.fixture(scope="module", params=["embedded", "postgres+redis"])
-def stack(request, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp(request.param.replace("+", "-"))
-    env = {"KILN_HEARTBEAT_SECONDS": "0.5"}
-    if request.param == "postgres+redis":
+# Short leases and a busy reconciler, so fault tests see repairs in seconds rather than minutes.
+FAST_REPAIRS = {
+    "KILN_HEARTBEAT_SECONDS": "0.5",
+    "KILN_LEASE_SECONDS": "3",
+    "KILN_RECONCILE_SECONDS": "1",
+    "KILN_REQUEUE_GRACE_SECONDS": "2",
+}
+
+
+def make_stack(request, tmp_path_factory, backend: str) -> Stack:
+    data_dir = tmp_path_factory.mktemp(backend.replace("+", "-"))
+    env = dict(FAST_REPAIRS)
+    if backend == "postgres+redis":
         env |= {
             "KILN_DATABASE_URL": request.getfixturevalue("postgres_url"),
             "KILN_BROKER_URL": request.getfixturevalue("redis_url"),
             "KILN_QUEUE_NAME": f"kiln.test.{secrets.token_hex(4)}",
         }
-    s = Stack(request.param, env, data_dir)
+    s = Stack(backend, env, data_dir)
     s.kiln("db", "upgrade")
+    return s
+
+
+@pytest.fixture(scope="module", params=["embedded", "postgres+redis"])
+def stack(request, tmp_path_factory):
+    """API and one worker, shared by a module's tests (each test uses its own tenant)."""
+    s = make_stack(request, tmp_path_factory, request.param)
     s.start_api()
     s.start_worker()
     yield s
     s.stop()
 
 
-def wait_for(client: httpx.Client, job_id: str, states: set[str], timeout: float = 120) -> dict:
+@pytest.fixture(params=["embedded", "postgres+redis"])
+def bare_stack(request, tmp_path_factory):
+    """A stack of the test's own with no process started: fault tests start and kill them."""
+    s = make_stack(request, tmp_path_factory, request.param)
+    yield s
+    s.stop()
+
+
+def wait_for(client: httpx.Client, job_id: str, states: set[str], timeout: float = 120, until=None) -> dict:
+    """Polls until the job is in one of ``states`` (and ``until(job)`` holds). Rides out an API
+    that is restarting or a database that is: those are what some tests do on purpose."""
     deadline = time.monotonic() + timeout
+    job = {"state": "unknown"}
     while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in states:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {job['state']} after {timeout} s")
+        try:
+            r = client.get(f"/v1/jobs/{job_id}")
+            if r.status_code == 200:
+                job = r.json()
+                if job["state"] in states and (until is None or until(job)):
+                    return job
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {job['state']} after {timeout} s: {job}")
