@@ -207,7 +207,7 @@ def release(*, session: Session, job_id: str, worker_id: str, attempt: int) -> b
     """Hands an owned running job back to the queue at once (graceful stop), without waiting for expiry."""
     return bool(session.execute(
         update(Job).where(_owned(job_id, worker_id, attempt))
-        .values(state="queued", worker_id=None, lease_expires_at=None, enqueued_at=utcnow())
+        .values(state="queued", worker_id=None, lease_expires_at=None, enqueued_at=utcnow(), handbacks=Job.handbacks + 1)
     ).rowcount)
 
 
@@ -231,15 +231,15 @@ def repair_expired_leases(*, session: Session, now: datetime) -> tuple[list[str]
     Each change is conditional on the state read, so several reconcilers at once are harmless.
     """
     expired = session.execute(
-        select(Job.id, Job.attempt, Job.max_attempts).where(Job.state == "running", Job.lease_expires_at < now)
+        select(Job.id, Job.attempt, Job.handbacks, Job.max_attempts).where(Job.state == "running", Job.lease_expires_at < now)
     ).all()
     requeued, failed = [], []
-    for job_id, attempt, max_attempts in expired:
+    for job_id, attempt, handbacks, max_attempts in expired:
         still_expired = and_(Job.id == job_id, Job.state == "running", Job.attempt == attempt, Job.lease_expires_at < now)
-        if attempt >= max_attempts:
+        if attempt - handbacks >= max_attempts:
             done = session.execute(update(Job).where(still_expired).values(
                 state="failed", finished_at=now, lease_expires_at=None, error_type="attempts_exhausted",
-                error_message=f"the worker was lost {attempt} times (max_attempts={max_attempts}); last attempt's lease expired",
+                error_message=f"its worker was lost {attempt - handbacks} times (max_attempts={max_attempts})",
             )).rowcount
             if done:
                 failed.append(job_id)

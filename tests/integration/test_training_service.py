@@ -107,3 +107,13 @@ def test_two_tenants_cannot_see_each_others_jobs_models_or_metrics(stack):
     assert bob.post(f"/v1/models/{model_id}/predict", json={"inputs": [[[0] * 8] * 8]}).status_code == 404
     assert bob.get("/v1/jobs").json()["items"] == [] and bob.get("/v1/models").json()["items"] == []
     assert alice.post(f"/v1/models/{model_id}/predict", json={"inputs": [[[0] * 8] * 8]}).status_code == 200
+
+
+def test_a_job_past_its_max_runtime_fails_with_reason_timeout_and_keeps_its_checkpoint(stack):
+    client = stack.new_tenant()
+    spec = {**LONG_MLP_JOB, "training": {**LONG_MLP_JOB["training"], "max_runtime_seconds": 1}}
+    job = wait_for(client, client.post("/v1/jobs", json=spec).json()["id"], {"succeeded", "failed", "cancelled"})
+    assert job["state"] == "failed" and job["error"]["type"] == "timeout"
+    assert "max_runtime_seconds" in job["error"]["message"]
+    checkpoints = stack.data_dir / "artifacts" / "jobs" / job["id"] / "checkpoints"
+    assert any(p.name.startswith("step-") for p in checkpoints.iterdir())

@@ -135,3 +135,12 @@ def test_l1_penalty_shrinks_weights(digits_vector):
 def test_adam_trains_too(digits_vector):
     result = make_trainer(digits_vector, LocalContext(), optimizer={"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}).fit()
     assert result.final_metrics["val_accuracy"] > 0.85
+
+
+def test_timeout_stops_between_batches_and_keeps_a_checkpoint(digits_vector):
+    ctx = LocalContext()
+    trainer = make_trainer(digits_vector, ctx, epochs=50)
+    trainer.config.max_runtime_seconds = 0.2
+    result = trainer.fit()
+    assert result.stop_reason == "timeout" and result.epochs_done < 50
+    assert ctx.checkpoints[-1]["step"] == result.steps_done

@@ -1,8 +1,8 @@
-"""jobs enqueued_at
+"""jobs enqueued_at and handbacks
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-29 17:31:08.461392
+Create Date: 2026-11-29 17:50:40.759658
 """
 
 from typing import Sequence, Union
@@ -21,6 +21,7 @@ depends_on: Union[str, Sequence[str], None] = None
 
 def upgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('handbacks', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('enqueued_at', app.db.types.UTCDateTime(timezone=True), nullable=True))
 
 
@@ -28,4 +29,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_column('enqueued_at')
+        batch_op.drop_column('handbacks')
 
