@@ -13,11 +13,14 @@ from typing import Literal
 class DatasetInfo:
     ref: str
     description: str
-    kind: Literal["image", "tabular"]
+    kind: Literal["image", "tabular", "sequence"]
     sample_shape: tuple[int, ...]
     value_max: float  # raw values lie in [0, value_max]; training scales them to [0, 1]
     class_names: tuple[str, ...]
     num_samples: int
+    task: str = "classification"
+    class_counts: tuple[int, ...] = ()
+    has_test_split: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -33,6 +36,7 @@ BUILTIN_DATASETS: dict[str, DatasetInfo] = {
         value_max=16.0,
         class_names=tuple(str(d) for d in range(10)),
         num_samples=1797,
+        class_counts=(178, 182, 177, 183, 181, 182, 181, 179, 174, 180),
     ),
 }
 

@@ -18,8 +18,14 @@ class ModelSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    dataset: str = Field(min_length=1, max_length=200, examples=["builtin:digits"])
-    validation_fraction: float = Field(0.2, ge=0.0, le=0.5, description="stratified, seeded hold-out for val_* metrics")
+    dataset: str = Field(min_length=1, max_length=200, examples=["builtin:digits"], description="a dataset id (ds_...) or builtin:digits")
+    validation_fraction: float = Field(0.2, ge=0.0, le=0.5, description="stratified, seeded hold-out of the training split for val_* metrics")
+    use_test_split: bool = Field(True, description="when the dataset has an uploaded test split, report test_loss and test_accuracy on it at the end")
+
+
+class AugmentationSpec(_Strict):
+    random_crop_padding: int = Field(0, ge=0, le=16, description="pad each side by this many pixels, then crop back at a random offset")
+    horizontal_flip: bool = Field(False, description="flip half of each batch left-right")
 
 
 class SGDSpec(_Strict):
@@ -46,6 +52,7 @@ class TrainingSpec(_Strict):
     batch_size: int = Field(64, ge=1, le=8192)
     optimizer: OptimizerSpec = Field(default_factory=lambda: SGDSpec(name="sgd"))
     l1: float = Field(0.0, ge=0, le=1, description="L1 penalty on weights, added to the loss")
+    augmentation: AugmentationSpec | None = None
     max_runtime_seconds: int | None = Field(None, ge=1, le=30 * 24 * 3600, description="past it the job fails with reason timeout")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="checkpoint every N steps too, not only at each epoch's end")
 

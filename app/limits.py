@@ -12,16 +12,24 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    def __init__(self, app, max_bytes: int):
+    """``max_bytes`` for every request, ``upload_max_bytes`` for paths under ``upload_prefix`` (dataset uploads)."""
+
+    def __init__(self, app, max_bytes: int, upload_max_bytes: int | None = None, upload_prefix: str = "/v1/datasets"):
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        self.upload_max = upload_max_bytes or max_bytes
+        self.upload_prefix = upload_prefix
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.upload_max if scope.get("path", "").startswith(self.upload_prefix) else self.default_max
+        await self._limited(scope, receive, send, limit)
+
+    async def _limited(self, scope, receive, send, limit: int):
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                return await self._reject(send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                return await self._reject(send, limit)
         received = 0
         started = False
 
@@ -30,7 +38,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise BodyTooLarge
             return message
 
@@ -44,10 +52,10 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, limit)
 
-    async def _reject(self, send):
-        body = orjson.dumps(error_body("payload_too_large", f"request body over the limit of {self.max_bytes} bytes"))
+    async def _reject(self, send, limit: int):
+        body = orjson.dumps(error_body("payload_too_large", f"request body over the limit of {limit} bytes"))
         await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 

@@ -14,7 +14,7 @@ from app.db.engine import session_factory
 from app.errors import install_error_handlers
 from app.reconciler import Reconciler
 from app.limits import BodySizeLimit, FormAsJson
-from app.routers import architectures, health, jobs, models
+from app.routers import architectures, datasets, health, jobs, models
 from app.settings import Settings, get_settings
 
 
@@ -40,9 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     inference.configure_threads(settings.api_torch_threads)
     app.state.model_cache = inference.ModelCache(ArtifactStore(settings.artifacts_dir), settings.model_cache_bytes)
     install_error_handlers(app)
-    for router in (health.router, jobs.router, models.router, architectures.router):
+    for router in (health.router, jobs.router, datasets.router, models.router, architectures.router):
         app.include_router(router)
     app.add_middleware(FormAsJson)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes, upload_max_bytes=settings.max_upload_bytes)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.db.tables import Job, TrainedModel
+from app.db.tables import Dataset, Job, TrainedModel
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -119,3 +119,37 @@ class ArchitectureOut(BaseModel):
     example_input_shape: list[int]
     parameter_count: int
     parameter_count_note: str
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    format: str
+    kind: str = Field(description="image | tabular | sequence")
+    task: str = Field(description="classification | unlabelled")
+    num_samples: int
+    num_test_samples: int
+    sample_shape: list[int]
+    dtype: str
+    num_classes: int
+    class_names: list[str]
+    class_counts: list[int]
+    stats: dict[str, list[float]] = Field(description="per-channel (images) or per-feature mean and std, in raw units")
+    details: dict[str, Any]
+    size_bytes: int
+    sha256: str = Field(description="of the uploaded file; for several files, of their sha256 digests in name order")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: Dataset) -> "DatasetOut":
+        return cls(
+            id=d.id, name=d.name, format=d.format, kind=d.kind, task=d.task, num_samples=d.num_samples,
+            num_test_samples=d.num_test_samples, sample_shape=d.sample_shape, dtype=d.dtype, num_classes=d.num_classes,
+            class_names=d.class_names, class_counts=d.class_counts, stats=d.stats, details=d.details,
+            size_bytes=d.size_bytes, sha256=d.sha256, created_at=d.created_at,
+        )
+
+
+class DatasetList(BaseModel):
+    items: list[DatasetOut]
+    next_cursor: str | None

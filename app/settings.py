@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     checkpoint_monitor: str = "val_loss"
     checkpoint_monitor_mode: str = Field("min", pattern="^(min|max)$")
 
+    # Datasets
+    max_upload_bytes: int = Field(2 * 1024**3, ge=1024, description="body size limit of a dataset upload")
+    max_uncompressed_bytes: int = Field(8 * 1024**3, ge=1024, description="a dataset's size once decompressed and converted")
+    max_zip_entries: int = Field(200_000, ge=1)
+    max_compression_ratio: float = Field(200.0, gt=1)
+
     # Serving
     api_torch_threads: int = Field(1, ge=1, description="torch threads in each API process")
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
@@ -58,6 +64,15 @@ class Settings(BaseSettings):
             self.artifacts_dir = self.data_dir / "artifacts"
         self.artifacts_dir = self.artifacts_dir.expanduser().resolve()
         return self
+
+    @property
+    def ingest_limits(self):
+        from app.ingest import IngestLimits
+
+        return IngestLimits(
+            max_uncompressed_bytes=self.max_uncompressed_bytes, max_zip_entries=self.max_zip_entries,
+            max_compression_ratio=self.max_compression_ratio,
+        )
 
     @property
     def api_key_file(self) -> Path:

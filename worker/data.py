@@ -1,8 +1,10 @@
-"""Datasets as tensors: load raw samples, split stratified and seeded, apply the preprocessing
-the model will carry, and hand the Trainer contiguous float32 tensors."""
+"""Datasets as tensors: load raw samples (built-in, or an upload's memory-mapped arrays), split
+stratified and seeded, apply the preprocessing the model will carry, and hand the Trainer
+contiguous float32 tensors."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,27 +12,47 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from app import preprocessing
+from app.artifacts import ArtifactStore
 from app.datasets_catalog import DatasetInfo, builtin_dataset
+from app.services.datasets import dataset_prefix
 from worker.trainer import TensorData
+
+APPLY_ROWS = 8192  # preprocess in chunks: peak memory stays near the output tensor's size
 
 
 @dataclass
 class RawDataset:
     info: DatasetInfo
-    x: np.ndarray  # (N, *sample_shape) in raw units
+    x: np.ndarray  # (N, *sample_shape) in raw units; a memory map for uploads
     y: np.ndarray  # (N,) int64 class indices
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
 
 
-def load_raw(ref: str) -> RawDataset:
+def load_raw(ref: str, store: ArtifactStore | None = None) -> RawDataset:
     info = builtin_dataset(ref)
-    if info is None:
-        raise ValueError(f"unknown dataset {ref!r}")
-    if ref == "builtin:digits":
-        from sklearn.datasets import load_digits
+    if info is not None:
+        if ref == "builtin:digits":
+            from sklearn.datasets import load_digits
 
-        digits = load_digits()
-        return RawDataset(info, digits.images.astype(np.float32), digits.target.astype(np.int64))
-    raise ValueError(f"no loader for {ref!r}")  # pragma: no cover - catalog and loaders are kept in step
+            digits = load_digits()
+            return RawDataset(info, digits.images.astype(np.float32), digits.target.astype(np.int64))
+        raise ValueError(f"no loader for {ref!r}")  # pragma: no cover - catalog and loaders are kept in step
+    if store is None:
+        raise ValueError(f"dataset {ref!r} needs the artifact store")
+    folder = store.path(dataset_prefix(ref))
+    meta = json.loads((folder / "meta.json").read_text())
+    info = DatasetInfo(
+        ref=ref, description=ref, kind=meta["kind"], sample_shape=tuple(meta["sample_shape"]), value_max=meta["value_max"],
+        class_names=tuple(meta["class_names"]), num_samples=meta["num_samples"], task=meta["task"],
+        class_counts=tuple(meta["class_counts"]), has_test_split=meta["num_test_samples"] > 0,
+    )
+
+    def load(split: str, part: str) -> np.ndarray | None:
+        name = meta["files"].get(split, {}).get(part)
+        return np.load(folder / name, mmap_mode="r") if name else None
+
+    return RawDataset(info, load("train", "x"), load("train", "y"), load("test", "x"), load("test", "y"))
 
 
 @dataclass
@@ -40,7 +62,17 @@ class PreparedData:
     class_names: list[str]
 
 
-def prepare(raw: RawDataset, *, input_kind, input_size, input_channels, validation_fraction: float, seed: int) -> PreparedData:
+def _apply(pre: preprocessing.Preprocessing, raw: np.ndarray, idx: np.ndarray | None = None) -> torch.Tensor:
+    n = len(raw) if idx is None else len(idx)
+    out = torch.empty((n, *pre.input_shape), dtype=torch.float32)
+    for start in range(0, n, APPLY_ROWS):
+        rows = slice(start, start + APPLY_ROWS)
+        chunk = raw[rows] if idx is None else raw[idx[rows]]
+        out[rows] = torch.from_numpy(preprocessing.apply(pre, np.asarray(chunk)))
+    return out
+
+
+def prepare(raw: RawDataset, *, input_kind, input_size, input_channels, validation_fraction: float, seed: int, use_test_split: bool = True) -> PreparedData:
     indices = np.arange(len(raw.y))
     if validation_fraction > 0:
         train_idx, val_idx = train_test_split(indices, test_size=validation_fraction, stratify=raw.y, random_state=seed)
@@ -50,11 +82,12 @@ def prepare(raw: RawDataset, *, input_kind, input_size, input_channels, validati
         sample_shape=raw.info.sample_shape, value_max=raw.info.value_max,
         input_kind=input_kind, input_size=input_size, input_channels=input_channels,
     )
-    fitted = preprocessing.fit(plan, raw.x[train_idx])
+    fitted = preprocessing.fit(plan, raw.x[np.sort(train_idx)[:: max(1, len(train_idx) // 20000)]])
+    y = torch.from_numpy(np.asarray(raw.y, dtype=np.int64))
 
-    def tensors(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(preprocessing.apply(fitted, raw.x[idx])), torch.from_numpy(raw.y[idx])
-
-    x_train, y_train = tensors(train_idx)
-    x_val, y_val = tensors(val_idx) if len(val_idx) else (None, None)
-    return PreparedData(TensorData(x_train, y_train, x_val, y_val), fitted, list(raw.info.class_names))
+    data = TensorData(_apply(fitted, raw.x, train_idx), y[torch.from_numpy(train_idx)])
+    if len(val_idx):
+        data.x_val, data.y_val = _apply(fitted, raw.x, val_idx), y[torch.from_numpy(val_idx)]
+    if use_test_split and raw.x_test is not None:
+        data.x_test, data.y_test = _apply(fitted, raw.x_test), torch.from_numpy(np.asarray(raw.y_test, dtype=np.int64))
+    return PreparedData(data, fitted, list(raw.info.class_names))

@@ -60,8 +60,9 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
         arch = models.get(spec.model.architecture)
         params = arch.make_params(spec.model.params)
         prepared = prepare(
-            load_raw(spec.data.dataset), input_kind=arch.input.kind, input_size=arch.input.size,
+            load_raw(spec.data.dataset, store), input_kind=arch.input.kind, input_size=arch.input.size,
             input_channels=arch.input.channels, validation_fraction=spec.data.validation_fraction, seed=spec.seed,
+            use_test_split=spec.data.use_test_split,
         )
         torch.manual_seed(spec.seed)
         net = arch.build(params, prepared.preprocessing.input_shape, len(prepared.class_names))
@@ -71,6 +72,8 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
             train_loss_every_steps=settings.train_loss_every_steps,
             max_runtime_seconds=spec.training.max_runtime_seconds or settings.max_runtime_seconds,
             checkpoint_every_steps=spec.training.checkpoint_every_steps,
+            crop_padding=spec.training.augmentation.random_crop_padding if spec.training.augmentation else 0,
+            horizontal_flip=spec.training.augmentation.horizontal_flip if spec.training.augmentation else False,
             device=resolve_device(settings.device),
         )
         trainer = Trainer(net, optimizer, prepared.tensors, config, ctx)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from worker.augment import augment
 from worker.context import TrainingContext
 
 EVAL_BATCH = 1024
@@ -32,6 +33,8 @@ class TensorData:
     y_train: torch.Tensor
     x_val: torch.Tensor | None = None
     y_val: torch.Tensor | None = None
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
 
 
 @dataclass
@@ -43,6 +46,8 @@ class TrainConfig:
     train_loss_every_steps: int = 10
     max_runtime_seconds: float | None = None
     checkpoint_every_steps: int | None = None  # besides the one at every epoch's end
+    crop_padding: int = 0  # image augmentation, applied per batch
+    horizontal_flip: bool = False
     device: str = "cpu"
 
 
@@ -80,7 +85,8 @@ class Trainer:
         # Datasets are small next to device memory: move them once, then every batch is a device-side gather.
         self.model = model.to(self.device)
         self.optimizer = optimizer
-        self.data = TensorData(*(t.to(self.device) if t is not None else None for t in (data.x_train, data.y_train, data.x_val, data.y_val)))
+        self.data = TensorData(*(t.to(self.device) if t is not None else None for t in (
+            data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test)))
         self.config = config
         self.ctx = ctx
         self.steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
@@ -138,6 +144,7 @@ class Trainer:
             pos = _Position(epoch_rng=generator.get_state(), loss_sum=torch.zeros((), device=self.device))
         deadline = time.monotonic() + cfg.max_runtime_seconds if cfg.max_runtime_seconds else None
         every, ckpt_every = cfg.train_loss_every_steps, cfg.checkpoint_every_steps
+        augmenting = bool(cfg.crop_padding or cfg.horizontal_flip)
 
         while pos.epoch < cfg.epochs:
             epoch_number = pos.epoch + 1
@@ -149,6 +156,8 @@ class Trainer:
             for batch_start in range(first_batch * bs, n, bs):
                 idx = order[batch_start : batch_start + bs]
                 xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+                if augmenting:
+                    xb = augment(xb, crop_padding=cfg.crop_padding, flip=cfg.horizontal_flip)
                 optimizer.zero_grad(set_to_none=True)
                 loss = F.cross_entropy(model(xb), yb)
                 if self._l1_params:
@@ -193,7 +202,12 @@ class Trainer:
             ctx.report(metrics, step=pos.step, epoch=pos.epoch)
             ctx.set_progress(epoch=pos.epoch, step=pos.step, total_steps=self.total_steps)
             self._checkpoint(pos, metrics)
-        return TrainResult(None, pos.epoch, pos.step, pos.last_metrics)
+        final = dict(pos.last_metrics)
+        if self.data.x_test is not None and len(self.data.x_test):
+            test = dict(zip(("test_loss", "test_accuracy"), evaluate(model, self.data.x_test, self.data.y_test)))
+            ctx.report(test, step=pos.step, epoch=pos.epoch)
+            final |= test
+        return TrainResult(None, pos.epoch, pos.step, final)
 
 
 @dataclass

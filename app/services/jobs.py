@@ -7,40 +7,34 @@ queued -> cancelled. The database is the source of truth; broker messages only w
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import binascii
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 import models
 from app import preprocessing
-from app.datasets_catalog import builtin_dataset
+from app.datasets_catalog import DatasetInfo
 from app.db.tables import Job
 from app.db.types import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, detail
 from app.ids import new_id
 from app.jobspec import JobSpec
 from app.services import architectures
+from app.services import datasets as dataset_service
+from app.services.paging import Page, newest_first, page_of
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
 
-def validate_spec(spec: JobSpec) -> dict[str, Any]:
-    """Checks that need the registry and the dataset catalog. Returns the params with defaults filled."""
+def validate_spec(spec: JobSpec, info: DatasetInfo) -> dict[str, Any]:
+    """Checks that need the registry and the dataset. Returns the params with defaults filled."""
     params = architectures.validate_params(spec.model.architecture, spec.model.params, ["body", "model", "params"])
-    info = builtin_dataset(spec.data.dataset)
-    if info is None:
-        raise InvalidInput(
-            f"unknown dataset {spec.data.dataset!r}; built-in datasets: builtin:digits",
-            [detail(["body", "data", "dataset"], "not a known dataset")],
-        )
+    _check_dataset_fits(spec, info)
     arch = models.get(spec.model.architecture)
     try:
         pre = preprocessing.plan(
@@ -53,15 +47,45 @@ def validate_spec(spec: JobSpec) -> dict[str, Any]:
     return dataclasses.asdict(params)
 
 
+def _check_dataset_fits(spec: JobSpec, info: DatasetInfo) -> None:
+    if info.task != "classification":
+        raise InvalidInput(
+            f"dataset {info.ref!r} has no labels; {spec.model.architecture} is a classifier",
+            [detail(["body", "data", "dataset"], "a classifier needs a labelled dataset")],
+        )
+    fraction = spec.data.validation_fraction
+    if fraction > 0:
+        held_out = int(info.num_samples * fraction)
+        if held_out < info.num_classes or info.num_samples - held_out < info.num_classes:
+            raise InvalidInput(
+                f"validation_fraction {fraction} of {info.num_samples} samples cannot hold every one of {info.num_classes} classes on both sides",
+                [detail(["body", "data", "validation_fraction"], "too small (or too large) for a stratified split")],
+            )
+        if info.class_counts and min(info.class_counts) < 2:
+            rare = info.class_names[list(info.class_counts).index(min(info.class_counts))]
+            raise InvalidInput(
+                f"class {rare!r} has {min(info.class_counts)} sample(s); a stratified split needs at least 2",
+                [detail(["body", "data", "validation_fraction"], "a class has too few samples to split")],
+            )
+    augmentation = spec.training.augmentation
+    if augmentation and (augmentation.random_crop_padding or augmentation.horizontal_flip) and info.kind != "image":
+        raise InvalidInput(
+            f"image augmentation asked for, but dataset {info.ref!r} holds {info.kind} samples",
+            [detail(["body", "training", "augmentation"], "only for image datasets")],
+        )
+
+
 def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int) -> Job:
+    info = dataset_service.resolve(session=session, tenant_id=tenant_id, ref=spec.data.dataset)
     stored_spec = spec.model_dump(mode="json")
-    stored_spec["model"]["params"] = validate_spec(spec)  # what will run, defaults included
+    stored_spec["model"]["params"] = validate_spec(spec, info)  # what will run, defaults included
     job = Job(
         id=new_id("job"),
         tenant_id=tenant_id,
         name=spec.name,
         state="queued",
         spec=stored_spec,
+        dataset_ref=spec.data.dataset,
         max_attempts=max_attempts,
         epochs=spec.training.epochs,
         latest_metrics={},
@@ -78,39 +102,6 @@ def get(*, session: Session, tenant_id: str, job_id: str) -> Job:
     if job is None:
         raise NotFound(f"job {job_id!r} not found")
     return job
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    next_cursor: str | None
-
-
-def encode_cursor(created_at: datetime, item_id: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([created_at.isoformat(), item_id])).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, item_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(created), str(item_id)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise InvalidInput("invalid cursor", [detail(["query", "cursor"], "not a cursor this API returned")]) from None
-
-
-def newest_first(stmt, table, *, limit: int, cursor: str | None):
-    """Keyset paging, newest first: stable under inserts, one index range scan per page."""
-    if cursor:
-        created, item_id = decode_cursor(cursor)
-        stmt = stmt.where(or_(table.created_at < created, and_(table.created_at == created, table.id < item_id)))
-    return stmt.order_by(table.created_at.desc(), table.id.desc()).limit(limit + 1)
-
-
-def page_of(rows: list[Any], limit: int) -> Page:
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        return Page(rows[:limit], encode_cursor(last.created_at, last.id))
-    return Page(rows, None)
 
 
 def list_jobs(*, session: Session, tenant_id: str, state: str | None, limit: int, cursor: str | None) -> Page:

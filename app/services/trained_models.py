@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.db.tables import TrainedModel
 from app.errors import NotFound
-from app.services.jobs import Page, newest_first, page_of
+from app.services.paging import Page, newest_first, page_of
 
 
 def get(*, session: Session, tenant_id: str, model_id: str) -> TrainedModel:

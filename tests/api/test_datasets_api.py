@@ -1,0 +1,320 @@
+"""Dataset uploads through the real app: every format, and every bad input gets a clear 4xx and
+leaves no row and no file behind."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app import bootstrap
+from app.main import create_app
+from app.settings import Settings
+
+MNIST = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "mnist"
+UPLOAD_LIMIT = 4 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Settings:
+    s = Settings(data_dir=tmp_path_factory.mktemp("kiln-ds"), max_upload_bytes=UPLOAD_LIMIT, max_zip_entries=500)
+    bootstrap.prepare(s)
+    return s
+
+
+@pytest.fixture(scope="module")
+def client(settings):
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+# --- building files -------------------------------------------------------------------------------
+
+
+def npz_bytes(**arrays) -> bytes:
+    out = io.BytesIO()
+    np.savez_compressed(out, **arrays)
+    return out.getvalue()
+
+
+def idx_bytes(array: np.ndarray, gz: bool = True, code: int = 0x08) -> bytes:
+    header = struct.pack(">HBB", 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    return gzip.compress(raw) if gz else raw
+
+
+def png_bytes(value: int, size=(10, 12), mode="RGB") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, color=(value, 255 - value, 40) if mode == "RGB" else value).save(out, format="PNG")
+    return out.getvalue()
+
+
+def zip_bytes(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+def images(n=40, classes=4, shape=(8, 8), seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(n, *shape), dtype=np.uint8), np.arange(n) % classes
+
+
+def upload(client, auth, fmt, files, name="ds", options=None):
+    data = {"name": name, "format": fmt} | ({"options": json.dumps(options)} if options is not None else {})
+    return client.post("/v1/datasets", data=data, files=[("file", f) for f in files], headers=auth)
+
+
+def nothing_left(client, auth, settings):
+    assert client.get("/v1/datasets", headers=auth).json()["items"] == []
+    folder = settings.artifacts_dir / "datasets"
+    assert not folder.exists() or [p.name for p in folder.iterdir()] == []
+
+
+def bad(r, status=422, *words):
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    for word in words:
+        assert word in err["message"], err["message"]
+    return err
+
+
+# --- good uploads -------------------------------------------------------------------------------
+
+
+def test_npz_images_upload_describes_the_dataset_and_round_trips(client, auth, settings):
+    x, y = images()
+    x_test, y_test = images(12, seed=1)
+    r = upload(client, auth, "npz", [("digits.npz", npz_bytes(x=x, y=y, x_test=x_test, y_test=y_test))])
+    assert r.status_code == 201, r.text
+    ds = r.json()
+    assert r.headers["location"] == f"/v1/datasets/{ds['id']}"
+    assert ds | {"id": None, "created_at": None, "sha256": None, "size_bytes": None} == {
+        "id": None, "name": "ds", "format": "npz", "kind": "image", "task": "classification",
+        "num_samples": 40, "num_test_samples": 12, "sample_shape": [8, 8], "dtype": "uint8",
+        "num_classes": 4, "class_names": ["0", "1", "2", "3"], "class_counts": [10, 10, 10, 10],
+        "stats": {"mean": [round(float(x.mean()), 6)], "std": [round(float(x.std()), 6)]}, "details": {},
+        "created_at": None, "sha256": None, "size_bytes": None,
+    }
+    assert len(ds["sha256"]) == 64 and ds["size_bytes"] > x.nbytes
+    assert client.get(f"/v1/datasets/{ds['id']}", headers=auth).json() == ds
+    assert [d["id"] for d in client.get("/v1/datasets", headers=auth).json()["items"]] == [ds["id"]]
+    stored = np.load(settings.artifacts_dir / "datasets" / ds["id"] / "train_x.npy")
+    np.testing.assert_array_equal(stored, x)
+
+    preview = client.get(f"/v1/datasets/{ds['id']}/preview", params={"n": 9}, headers=auth)
+    assert preview.status_code == 200 and preview.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(preview.content)).size[0] > 0
+
+    assert client.delete(f"/v1/datasets/{ds['id']}", headers=auth).status_code == 204
+    assert client.get(f"/v1/datasets/{ds['id']}", headers=auth).status_code == 404
+    nothing_left(client, auth, settings)
+
+
+def test_string_labels_in_npz_become_sorted_classes(client, auth):
+    x = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
+    y = np.array(["setosa", "virginica", "versicolor"] * 4)
+    ds = upload(client, auth, "npz", [("t.npz", npz_bytes(x=x, y=y))]).json()
+    assert ds["kind"] == "tabular" and ds["class_names"] == ["setosa", "versicolor", "virginica"]
+    assert ds["class_counts"] == [4, 4, 4] and len(ds["stats"]["mean"]) == 3
+
+
+def test_csv_with_a_named_label_column(client, auth):
+    rows = ["f1,f2,species,f3"] + [f"{i},{i * 0.5},{'ab'[i % 2]},{-i}" for i in range(10)]
+    r = upload(client, auth, "csv", [("t.csv", "\n".join(rows).encode())], options={"label_column": "species"})
+    assert r.status_code == 201, r.text
+    ds = r.json()
+    assert ds["kind"] == "tabular" and ds["sample_shape"] == [3] and ds["dtype"] == "float32"
+    assert ds["class_names"] == ["a", "b"] and ds["details"]["feature_names"] == ["f1", "f2", "f3"]
+    preview = client.get(f"/v1/datasets/{ds['id']}/preview", params={"n": 2}, headers=auth).json()
+    assert preview == {"samples": [[0.0, 0.0, 0.0], [1.0, 0.5, -1.0]], "labels": ["a", "b"], "columns": ["f1", "f2", "f3"]}
+
+
+def test_idx_pairs_are_told_apart_by_header_and_name(client, auth):
+    x, y = images(30, classes=3, shape=(6, 5))
+    xt, yt = images(9, classes=3, shape=(6, 5), seed=2)
+    files = [("lbl-train.gz", idx_bytes(y)), ("img-train.gz", idx_bytes(x)), ("t10k-lbl", idx_bytes(yt, gz=False)), ("test-img.gz", idx_bytes(xt))]
+    ds = upload(client, auth, "idx", files).json()
+    assert (ds["num_samples"], ds["num_test_samples"], ds["sample_shape"], ds["class_counts"]) == (30, 9, [6, 5], [10, 10, 10])
+
+
+@pytest.mark.skipif(not MNIST.exists(), reason="needs ../shared/datasets/mnist")
+def test_real_mnist_test_files_parse_as_published(client, auth):
+    # Sent under training names: the test pair alone would be a dataset with no training split.
+    files = [("train-images.gz", (MNIST / "t10k-images-idx3-ubyte.gz").read_bytes()),
+             ("train-labels.gz", (MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes())]
+    ds = upload(client, auth, "idx", files).json()
+    assert ds["num_samples"] == 10_000 and ds["sample_shape"] == [28, 28]
+    assert ds["class_counts"] == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert abs(ds["stats"]["mean"][0] / 255 - 0.132515) < 1e-5
+
+
+def test_image_zip_with_class_folders_is_resized_and_converted(client, auth, settings):
+    entries = {f"pets/{cls}/{i}.png": png_bytes(10 * i + (100 if cls == "dog" else 0)) for cls in ("cat", "dog") for i in range(3)}
+    entries["pets/dog/extra.jpg"] = (lambda b: (Image.new("RGB", (20, 20), (1, 2, 3)).save(b, format="JPEG"), b.getvalue())[1])(io.BytesIO())
+    r = upload(client, auth, "image-zip", [("pets.zip", zip_bytes(entries))], options={"size": [16, 16], "channels": 1})
+    assert r.status_code == 201, r.text
+    ds = r.json()
+    assert ds["sample_shape"] == [1, 16, 16] and ds["class_names"] == ["cat", "dog"] and ds["class_counts"] == [3, 4]
+    assert ds["details"] == {"resized_to": [16, 16], "channels": 1}
+
+
+def test_sequences_npz(client, auth):
+    x = np.zeros((10, 7), dtype=np.int64)
+    x[:, :3] = np.arange(1, 4)
+    r = upload(client, auth, "sequences", [("s.npz", npz_bytes(x=x, lengths=np.full(10, 3), y=np.arange(10) % 2))])
+    assert r.status_code == 201, r.text
+    ds = r.json()
+    assert ds["kind"] == "sequence" and ds["details"] == {"vocab_size": 4, "max_length": 7}
+
+
+# --- bad input: a clear 4xx naming the file and what is wrong; nothing left behind ---------------
+
+
+@pytest.fixture
+def clean(client, new_key, settings):
+    """A fresh tenant with no datasets; checks after the test that nothing was left."""
+    auth = new_key()
+    before = set((settings.artifacts_dir / "datasets").iterdir()) if (settings.artifacts_dir / "datasets").exists() else set()
+    yield auth
+    assert client.get("/v1/datasets", headers=auth).json()["items"] == []
+    after = set((settings.artifacts_dir / "datasets").iterdir()) if (settings.artifacts_dir / "datasets").exists() else set()
+    assert after == before, f"left behind: {after - before}"
+
+
+def test_over_the_size_limit_is_413(client, clean):
+    big = np.zeros(UPLOAD_LIMIT, dtype=np.uint8)
+    bad(upload(client, clean, "npz", [("big.npz", big.tobytes())]), 413, "limit")
+
+
+def test_zip_bomb_is_refused_by_its_compression_ratio(client, clean):
+    bomb = zip_bytes({"c/a.png": b"\0" * (20 * 1024 * 1024)})
+    bad(upload(client, clean, "image-zip", [("bomb.zip", bomb)]), 413, "bomb.zip", "ZIP bomb")
+
+
+def test_zip_with_too_many_entries_is_413(client, clean):
+    many = zip_bytes({f"c{i % 2}/{i}.png": b"x" for i in range(501)}, compression=zipfile.ZIP_STORED)
+    bad(upload(client, clean, "image-zip", [("many.zip", many)]), 413, "501 entries")
+
+
+@pytest.mark.parametrize("path", ["../evil/a.png", "/etc/a.png", "a/../../b.png", "c:/x/a.png"])
+def test_zip_entries_with_absolute_paths_or_dotdot_are_refused(client, clean, path):
+    archive = zip_bytes({"cat/1.png": png_bytes(1), "cat/2.png": png_bytes(2), path: png_bytes(3)})
+    bad(upload(client, clean, "image-zip", [("x.zip", archive)]), 422, "x.zip", "absolute path or '..'")
+
+
+def test_an_image_that_is_not_an_image(client, clean):
+    archive = zip_bytes({"cat/1.png": png_bytes(1), "cat/2.png": b"not a png at all", "dog/1.png": png_bytes(5), "dog/2.png": png_bytes(6)})
+    bad(upload(client, clean, "image-zip", [("x.zip", archive)]), 422, "cat/2.png", "not a readable image")
+
+
+def test_corrupt_and_truncated_files(client, clean):
+    x, y = images()
+    good = npz_bytes(x=x, y=y)
+    bad(upload(client, clean, "npz", [("cut.npz", good[: len(good) // 2])]), 422, "cut.npz")
+    bad(upload(client, clean, "npz", [("junk.npz", b"PK\x03\x04 garbage")]), 422, "junk.npz")
+    images_gz = idx_bytes(x)
+    bad(upload(client, clean, "idx", [("train-img.gz", images_gz[:-20]), ("train-lbl.gz", idx_bytes(y))]), 422, "train-img.gz")
+    raw = idx_bytes(x, gz=False)
+    bad(upload(client, clean, "idx", [("train-img", raw[:-7]), ("train-lbl", idx_bytes(y))]), 422, "train-img", "truncated")
+
+
+def test_wrong_idx_magic(client, clean):
+    x, y = images()
+    wrong = b"\x12\x34" + idx_bytes(x, gz=False)[2:]
+    bad(upload(client, clean, "idx", [("train-img", wrong), ("train-lbl", idx_bytes(y))]), 422, "train-img", "magic")
+
+
+def test_images_and_labels_of_different_lengths(client, clean):
+    x, y = images(40)
+    bad(upload(client, clean, "idx", [("train-img.gz", idx_bytes(x)), ("train-lbl.gz", idx_bytes(y[:39]))]), 422, "40 images", "39 labels")
+    bad(upload(client, clean, "npz", [("a.npz", npz_bytes(x=x, y=y[:30]))]), 422, "a.npz", "40 samples", "30 labels")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_values(client, clean, value):
+    x = np.ones((20, 4), dtype=np.float32)
+    x[13, 2] = value
+    bad(upload(client, clean, "npz", [("f.npz", npz_bytes(x=x, y=np.arange(20) % 2))]), 422, "f.npz", "sample 13", "NaN or infinity")
+    rows = ["a,b,label"] + [f"1,{'nan' if i == 3 and value != value else 2},x{i % 2}" for i in range(6)]
+    if value != value:
+        bad(upload(client, clean, "csv", [("f.csv", "\n".join(rows).encode())]), 422, "f.csv", "row 5", "'b'")
+
+
+def test_labels_out_of_range_and_classes_too_small(client, clean):
+    x, _ = images(20)
+    bad(upload(client, clean, "npz", [("neg.npz", npz_bytes(x=x, y=np.r_[np.arange(19) % 2, -1]))]), 422, "neg.npz", "label -1")
+    y_test = np.array([0, 1, 5])
+    bad(upload(client, clean, "npz", [("t.npz", npz_bytes(x=x, y=np.arange(20) % 2, x_test=x[:3], y_test=y_test))]), 422, "label 5", "test split")
+    bad(upload(client, clean, "npz", [("one.npz", npz_bytes(x=x, y=np.r_[np.zeros(19, int), 1]))]), 422, "class '1'", "at least 2")
+    bad(upload(client, clean, "npz", [("fl.npz", npz_bytes(x=x, y=np.linspace(0, 1, 20)))]), 422, "integers")
+
+
+def test_csv_cells_name_row_and_column(client, clean):
+    bad(upload(client, clean, "csv", [("c.csv", b"a,b,label\n1,2,x\n3,,y\n")]), 422, "c.csv", "row 3", "'b'", "missing value")
+    bad(upload(client, clean, "csv", [("c.csv", b"a,b,label\n1,2,x\n3,seven,y\n")]), 422, "row 3", "'b'", "not a number")
+    bad(upload(client, clean, "csv", [("c.csv", b"a,b,class\n1,2,x\n")]), 422, "no label column 'label'")
+    bad(upload(client, clean, "csv", [("c.csv", b"a,b,label\n1,2\n")]), 422, "row 2 has 2 cells")
+    bad(upload(client, clean, "csv", [("c.csv", b"\xff\xfe\x00bad")]), 422, "UTF-8")
+
+
+def test_unknown_format_and_bad_options(client, clean):
+    x, y = images()
+    err = bad(upload(client, clean, "parquet", [("a.parquet", b"PAR1")]), 422, "unknown format 'parquet'")
+    assert err["details"][0]["loc"] == ["body", "format"]
+    r = client.post("/v1/datasets", data={"name": "x", "format": "npz", "options": "{nope"}, files=[("file", ("a.npz", npz_bytes(x=x, y=y)))], headers=clean)
+    bad(r, 422, "options")
+    bad(client.post("/v1/datasets", data={"name": "x", "format": "npz"}, headers=clean), 422)
+
+
+def test_pickled_object_arrays_are_refused(client, clean):
+    out = io.BytesIO()
+    np.savez(out, x=np.array([{"a": 1}] * 4, dtype=object), y=np.arange(4))
+    bad(upload(client, clean, "npz", [("p.npz", out.getvalue())]), 422, "p.npz", "no pickle")
+
+
+def test_datasets_are_tenant_scoped(client, new_key):
+    alice, bob = new_key(), new_key()
+    x, y = images()
+    ds = upload(client, alice, "npz", [("a.npz", npz_bytes(x=x, y=y))]).json()
+    for call in (client.get, client.delete):
+        assert call(f"/v1/datasets/{ds['id']}", headers=bob).status_code == 404
+    assert client.get(f"/v1/datasets/{ds['id']}/preview", headers=bob).status_code == 404
+    assert client.get("/v1/datasets", headers=bob).json()["items"] == []
+    job = {"name": "j", "model": {"architecture": "mlp"}, "data": {"dataset": ds["id"]}}
+    err = bad(client.post("/v1/jobs", json=job, headers=bob), 422, "unknown dataset")
+    assert err["details"][0]["loc"] == ["body", "data", "dataset"]
+    assert client.post("/v1/jobs", json=job, headers=alice).status_code == 201
+
+
+def test_a_dataset_in_use_cannot_be_deleted(client, auth):
+    x, y = images()
+    ds = upload(client, auth, "npz", [("a.npz", npz_bytes(x=x, y=y))]).json()
+    job = client.post("/v1/jobs", json={"name": "j", "model": {"architecture": "lenet5"}, "data": {"dataset": ds["id"], "validation_fraction": 0.2}}, headers=auth).json()
+    bad(client.delete(f"/v1/datasets/{ds['id']}", headers=auth), 409, job["id"])
+    client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth)
+    assert client.delete(f"/v1/datasets/{ds['id']}", headers=auth).status_code == 204
+
+
+def test_jobs_check_what_they_ask_of_a_dataset(client, auth):
+    x = np.random.default_rng(0).normal(size=(30, 5)).astype(np.float32)
+    tab = upload(client, auth, "npz", [("t.npz", npz_bytes(x=x, y=np.arange(30) % 3))]).json()
+    unlabelled = upload(client, auth, "npz", [("u.npz", npz_bytes(x=x))]).json()
+    assert unlabelled["task"] == "unlabelled"
+    job = lambda ds, **kw: {"name": "j", "model": {"architecture": kw.pop("arch", "mlp")}, "data": {"dataset": ds}, **kw}  # noqa: E731
+    bad(client.post("/v1/jobs", json=job(unlabelled["id"]), headers=auth), 422, "no labels")
+    bad(client.post("/v1/jobs", json=job(tab["id"], arch="lenet5"), headers=auth), 422, "images")
+    err = bad(client.post("/v1/jobs", json=job(tab["id"], training={"augmentation": {"horizontal_flip": True}}), headers=auth), 422, "augmentation")
+    assert err["details"][0]["loc"] == ["body", "training", "augmentation"]
+    err = bad(client.post("/v1/jobs", json=job(tab["id"], data={"dataset": tab["id"], "validation_fraction": 0.05}), headers=auth), 422, "validation_fraction")
+    assert client.post("/v1/jobs", json=job(tab["id"]), headers=auth).status_code == 201
