@@ -44,7 +44,32 @@ class AdamSpec(_Strict):
     weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty")
 
 
-OptimizerSpec = Annotated[Union[SGDSpec, AdamSpec], Field(discriminator="name")]
+class AdamWSpec(AdamSpec):
+    name: Literal["adamw"]  # type: ignore[assignment]
+    weight_decay: float = Field(0.01, ge=0, le=1, description="decoupled weight decay")
+
+
+class RMSpropSpec(_Strict):
+    name: Literal["rmsprop"]
+    lr: float = Field(0.01, gt=0, le=10)
+    alpha: float = Field(0.99, ge=0, lt=1)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0, le=1)
+    weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty")
+
+
+OptimizerSpec = Annotated[Union[SGDSpec, AdamSpec, AdamWSpec, RMSpropSpec], Field(discriminator="name")]
+
+
+class ScheduleSpec(_Strict):
+    name: Literal["constant", "step", "cosine", "onecycle", "plateau"] = "constant"
+    warmup_epochs: float = Field(0.0, ge=0, le=100, description="linear warm-up from ~0 to lr (not with onecycle, which has its own)")
+    step_epochs: int = Field(10, ge=1, le=10_000, description="step: multiply by gamma every this many epochs")
+    gamma: float = Field(0.1, gt=0, le=1)
+    min_lr: float = Field(0.0, ge=0, description="cosine: the rate it ends at")
+    monitor: Literal["val_loss", "train_loss"] = Field("val_loss", description="plateau: the metric watched")
+    patience: int = Field(2, ge=0, le=1000, description="plateau: epochs without improvement before reducing")
+    factor: float = Field(0.1, gt=0, lt=1, description="plateau: the reduction")
 
 
 class TrainingSpec(_Strict):
@@ -53,6 +78,9 @@ class TrainingSpec(_Strict):
     optimizer: OptimizerSpec = Field(default_factory=lambda: SGDSpec(name="sgd"))
     l1: float = Field(0.0, ge=0, le=1, description="L1 penalty on weights, added to the loss")
     augmentation: AugmentationSpec | None = None
+    lr_schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    grad_clip_norm: float | None = Field(None, gt=0, le=1e6, description="clip the gradients' global L2 norm")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
     max_runtime_seconds: int | None = Field(None, ge=1, le=30 * 24 * 3600, description="past it the job fails with reason timeout")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="checkpoint every N steps too, not only at each epoch's end")
 

@@ -17,4 +17,10 @@ def build_optimizer(model: nn.Module, spec: dict[str, Any]) -> torch.optim.Optim
         )
     if name == "adam":
         return torch.optim.Adam(params, lr=spec["lr"], betas=tuple(spec["betas"]), eps=spec["eps"], weight_decay=spec["weight_decay"])
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=spec["lr"], betas=tuple(spec["betas"]), eps=spec["eps"], weight_decay=spec["weight_decay"])
+    if name == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=spec["lr"], alpha=spec["alpha"], momentum=spec["momentum"], eps=spec["eps"], weight_decay=spec["weight_decay"]
+        )
     raise ValueError(f"unknown optimizer {name!r}")

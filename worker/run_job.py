@@ -74,6 +74,8 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
             checkpoint_every_steps=spec.training.checkpoint_every_steps,
             crop_padding=spec.training.augmentation.random_crop_padding if spec.training.augmentation else 0,
             horizontal_flip=spec.training.augmentation.horizontal_flip if spec.training.augmentation else False,
+            lr_schedule=spec.training.lr_schedule.model_dump(), grad_clip_norm=spec.training.grad_clip_norm,
+            label_smoothing=spec.training.label_smoothing,
             device=resolve_device(settings.device),
         )
         trainer = Trainer(net, optimizer, prepared.tensors, config, ctx)

@@ -17,6 +17,7 @@ from torch import nn
 
 from worker.augment import augment
 from worker.context import TrainingContext
+from worker.schedule import Schedule
 
 EVAL_BATCH = 1024
 
@@ -48,6 +49,9 @@ class TrainConfig:
     checkpoint_every_steps: int | None = None  # besides the one at every epoch's end
     crop_padding: int = 0  # image augmentation, applied per batch
     horizontal_flip: bool = False
+    lr_schedule: dict[str, Any] | None = None
+    grad_clip_norm: float | None = None
+    label_smoothing: float = 0.0
     device: str = "cpu"
 
 
@@ -91,6 +95,7 @@ class Trainer:
         self.ctx = ctx
         self.steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
+        self.schedule = Schedule(config.lr_schedule, optimizer.param_groups[0]["lr"], self.steps_per_epoch, self.total_steps)
         # L1 applies to weights, not biases or norm scales (the usual convention, as for weight decay).
         self._l1_params = [p for n, p in model.named_parameters() if p.ndim > 1] if config.l1 else []
 
@@ -111,11 +116,13 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "last_metrics": pos.last_metrics,
+            "schedule": self.schedule.state_dict(),
         }
 
     def _restore(self, state: dict[str, Any]) -> "_Position":
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])  # follows the parameters' device
+        self.schedule.load_state_dict(state["schedule"])
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and state.get("cuda_rng"):
             torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -145,6 +152,7 @@ class Trainer:
         deadline = time.monotonic() + cfg.max_runtime_seconds if cfg.max_runtime_seconds else None
         every, ckpt_every = cfg.train_loss_every_steps, cfg.checkpoint_every_steps
         augmenting = bool(cfg.crop_padding or cfg.horizontal_flip)
+        scheduled = self.schedule.name != "constant" or self.schedule.warmup_steps > 0
 
         while pos.epoch < cfg.epochs:
             epoch_number = pos.epoch + 1
@@ -158,11 +166,16 @@ class Trainer:
                 xb, yb = x.index_select(0, idx), y.index_select(0, idx)
                 if augmenting:
                     xb = augment(xb, crop_padding=cfg.crop_padding, flip=cfg.horizontal_flip)
+                if scheduled:
+                    for group in optimizer.param_groups:
+                        group["lr"] = self.schedule.lr(pos.step)
                 optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(xb), yb)
+                loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
                 if self._l1_params:
                     loss = loss + cfg.l1 * sum(p.abs().sum() for p in self._l1_params)
                 loss.backward()
+                if cfg.grad_clip_norm:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm)
                 optimizer.step()
                 pos.step += 1
                 pos.batch += 1
@@ -195,6 +208,7 @@ class Trainer:
             }
             if self.data.x_val is not None and len(self.data.x_val):
                 metrics["val_loss"], metrics["val_accuracy"] = evaluate(model, self.data.x_val, self.data.y_val)
+            self.schedule.end_of_epoch(metrics)
             pos = _Position(
                 epoch=epoch_number, step=pos.step, batch=0, epoch_rng=generator.get_state(),
                 loss_sum=torch.zeros((), device=self.device), last_metrics=metrics,

@@ -19,13 +19,13 @@ def digits_vector():
     return prepare(raw, input_kind="vector", input_size=None, input_channels=None, validation_fraction=0.25, seed=0)
 
 
-def make_trainer(prepared, ctx, *, epochs=3, optimizer=SGD, seed=0, l1=0.0, params=None):
+def make_trainer(prepared, ctx, *, epochs=3, optimizer=SGD, seed=0, l1=0.0, params=None, **config):
     arch = models.get("mlp")
     torch.manual_seed(seed)
     net = arch.build(arch.make_params(params or {"hidden_sizes": [32], "dropout": 0.1}), prepared.preprocessing.input_shape, 10)
     opt = build_optimizer(net, optimizer)
-    config = TrainConfig(epochs=epochs, batch_size=32, seed=seed, l1=l1, train_loss_every_steps=5)
-    return Trainer(net, opt, prepared.tensors, config, ctx)
+    train_config = TrainConfig(epochs=epochs, batch_size=32, seed=seed, l1=l1, train_loss_every_steps=5, **config)
+    return Trainer(net, opt, prepared.tensors, train_config, ctx)
 
 
 def test_learns_digits_well_above_chance_on_held_out_data(digits_vector):
@@ -77,23 +77,26 @@ def _values(ctx):
     return sorted((n, s, v) for n, s, _, v in ctx.points if n not in TIMING)
 
 
-@pytest.mark.parametrize("stop_at_batch", [1, 37, 43, 44, 100])
-def test_shutdown_mid_epoch_checkpoints_and_resume_is_exact(digits_vector, stop_at_batch):
+SCHEDULED = {"lr_schedule": {"name": "plateau", "patience": 0, "factor": 0.5, "warmup_epochs": 0.5}, "grad_clip_norm": 1.0, "label_smoothing": 0.1}
+
+
+@pytest.mark.parametrize("stop_at_batch,config", [(1, {}), (37, {}), (43, {}), (44, {}), (100, {}), (60, SCHEDULED), (100, SCHEDULED)])
+def test_shutdown_mid_epoch_checkpoints_and_resume_is_exact(digits_vector, stop_at_batch, config):
     """SIGTERM's path: stop between batches, checkpoint there, a new attempt resumes. Weights and
     the metric series equal those of a run that never stopped (43 batches make an epoch here)."""
     straight_ctx = LocalContext()
-    straight = make_trainer(digits_vector, straight_ctx, epochs=3)
+    straight = make_trainer(digits_vector, straight_ctx, epochs=3, **config)
     straight.fit()
 
     first = LocalContext(stop_after_step=stop_at_batch, stop_with="shutdown")
-    result = make_trainer(digits_vector, first, epochs=3).fit()
+    result = make_trainer(digits_vector, first, epochs=3, **config).fit()
     assert result.stop_reason == "shutdown" and result.steps_done == stop_at_batch
     assert first.checkpoints[-1]["step"] == stop_at_batch
 
     second = LocalContext()
     second.checkpoints = first.checkpoints[-1:]
     second.points = list(first.points)
-    resumed = make_trainer(digits_vector, second, epochs=3, seed=12345)  # the seed must not matter on resume
+    resumed = make_trainer(digits_vector, second, epochs=3, seed=12345, **config)  # the seed must not matter on resume
     resumed.fit()
 
     for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
