@@ -47,23 +47,43 @@ class Upload:
 
 
 class ArrayOut:
-    """A ``.npy`` file of known shape, filled in order, chunk by chunk (memory-mapped)."""
+    """A ``.npy`` file of known shape, written in order, chunk by chunk, with plain writes: no
+    memory map, so the converted data never sits in the server's resident memory."""
 
     def __init__(self, path: Path, dtype, shape: tuple[int, ...], limits: IngestLimits, file: str | None = None):
-        nbytes = int(np.dtype(dtype).itemsize * math.prod(shape))
+        self.dtype = np.dtype(dtype)
+        nbytes = int(self.dtype.itemsize * math.prod(shape))
         if nbytes > limits.max_uncompressed_bytes:
             raise IngestError(f"would hold {nbytes} bytes uncompressed, over the limit of {limits.max_uncompressed_bytes}", file=file, status=413)
         self.path = path
-        self.array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        self.shape = tuple(shape)
         self.filled = 0
+        self._file = open(path, "wb")
+        np.lib.format.write_array_header_1_0(
+            self._file, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
+        )
 
     def write(self, rows: np.ndarray) -> None:
-        self.array[self.filled : self.filled + len(rows)] = rows
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        assert rows.shape[1:] == self.shape[1:] and self.filled + len(rows) <= self.shape[0]
+        self._file.write(rows.tobytes())
         self.filled += len(rows)
 
     def close(self) -> None:
-        self.array.flush()
-        del self.array
+        self._file.close()
+        assert self.filled == self.shape[0], f"{self.path.name}: wrote {self.filled} of {self.shape[0]} rows"
+
+
+def iter_rows(path: Path, max_bytes: int = 2 * CHUNK):
+    """Yields (first_row, rows) of a ``.npy`` file with plain reads, about ``max_bytes`` (as float64) at a time."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
+        per_row = math.prod(shape[1:])
+        rows = max(1, max_bytes // max(per_row * 8, 1))
+        for start in range(0, shape[0], rows):
+            n = min(rows, shape[0] - start)
+            yield start, np.fromfile(f, dtype=dtype, count=n * per_row).reshape(n, *shape[1:])
 
 
 def rewrite(path: Path, transform: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -104,28 +124,22 @@ class Converted:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _chunks(array: np.ndarray, rows: int = 8192):
-    for start in range(0, len(array), rows):
-        yield array[start : start + rows]
-
-
 def check_finite(path: Path, file: str) -> None:
-    array = np.load(path, mmap_mode="r")
-    if array.dtype.kind != "f":
+    if np.load(path, mmap_mode="r").dtype.kind != "f":
         return
-    for offset, chunk in enumerate(_chunks(array)):
+    for first, chunk in iter_rows(path):
         if not np.isfinite(chunk).all():
-            row = offset * 8192 + int(np.argwhere(~np.isfinite(chunk.reshape(len(chunk), -1)))[0][0])
+            row = first + int(np.argwhere(~np.isfinite(chunk.reshape(len(chunk), -1)))[0][0])
             raise IngestError(f"sample {row} contains NaN or infinity", file=file)
 
 
-def _stats(x: np.ndarray, kind: str) -> dict[str, list[float]]:
+def _stats(path: Path, kind: str) -> dict[str, list[float]]:
     """Per-channel (images) or per-feature (tabular, float series) mean and std, in raw units."""
-    if kind == "image":
-        axes_channel = 1 if x.ndim == 4 else None
+    ndim = np.load(path, mmap_mode="r").ndim
+    axes_channel = 1 if kind == "image" and ndim == 4 else None
     total = count = 0
     sums = sq = None
-    for chunk in _chunks(x):
+    for _, chunk in iter_rows(path):
         c = chunk.astype(np.float64)
         if kind == "image":
             c = c.reshape(len(c), -1, int(np.prod(c.shape[-2:]))) if axes_channel else c.reshape(len(c), 1, -1)
@@ -159,8 +173,8 @@ def finish(converted: Converted, uploads: list[Upload], out_dir: Path, limits: I
         "num_test_samples": int(len(np.load(converted.test.x, mmap_mode="r"))) if converted.test else 0,
         "sample_shape": [int(d) for d in x.shape[1:]],
         "dtype": str(x.dtype),
-        "stats": _stats(x, converted.kind) if converted.kind != "sequence" or x.dtype.kind == "f" else {"mean": [], "std": []},
-        "value_max": converted.value_max if converted.value_max is not None else _value_max(x),
+        "stats": _stats(converted.train.x, converted.kind) if converted.kind != "sequence" or x.dtype.kind == "f" else {"mean": [], "std": []},
+        "value_max": converted.value_max if converted.value_max is not None else _value_max(converted.train.x),
         **converted.extra,
     }
     if converted.task == "classification":
@@ -174,11 +188,11 @@ def finish(converted: Converted, uploads: list[Upload], out_dir: Path, limits: I
     return description
 
 
-def _value_max(x: np.ndarray) -> float:
-    if x.dtype == np.uint8:
+def _value_max(path: Path) -> float:
+    if np.load(path, mmap_mode="r").dtype == np.uint8:
         return 255.0
     peak = 0.0
-    for chunk in _chunks(x):
+    for _, chunk in iter_rows(path):
         peak = max(peak, float(np.abs(chunk).max(initial=0.0)))
     return peak if peak > 0 else 1.0
 

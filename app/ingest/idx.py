@@ -51,7 +51,7 @@ def _read_into(stream: IO[bytes], dtype: np.dtype, shape: tuple[int, ...], out: 
         while remaining:
             rows = min(rows_per_chunk, remaining)
             data = read_exact(stream, rows * row_bytes, name, f"{shape[0]} samples")
-            out.write(np.frombuffer(data, dtype=dtype).reshape(rows, *shape[1:]).astype(out.array.dtype, copy=False))
+            out.write(np.frombuffer(data, dtype=dtype).reshape(rows, *shape[1:]).astype(out.dtype, copy=False))
             remaining -= rows
         if stream.read(1):
             raise IngestError(f"trailing data after the {shape[0]} samples its header announces", file=name)
