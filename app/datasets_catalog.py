@@ -21,6 +21,11 @@ class DatasetInfo:
     task: str = "classification"
     class_counts: tuple[int, ...] = ()
     has_test_split: bool = False
+    vocab_size: int | None = None  # token-id sequences: ids lie in [0, vocab_size), 0 is padding
+
+    @property
+    def tokens(self) -> bool:
+        return self.kind == "sequence" and len(self.sample_shape) == 1
 
     @property
     def num_classes(self) -> int:
@@ -41,5 +46,30 @@ BUILTIN_DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+PARITY_SAMPLES = 4000
+
+
+def parity_info(length: int) -> DatasetInfo:
+    return DatasetInfo(
+        ref=f"builtin:parity?length={length}",
+        description=f"synthetic: is the number of 1s odd? bit sequences of {max(1, length // 2)}-{length} tokens "
+        "(ids 1 and 2 for bits 0 and 1, 0 pads), 4,000 samples",
+        kind="sequence", sample_shape=(length,), value_max=1.0, class_names=("even", "odd"),
+        num_samples=PARITY_SAMPLES, vocab_size=3,
+    )
+
+
 def builtin_dataset(ref: str) -> DatasetInfo | None:
-    return BUILTIN_DATASETS.get(ref)
+    """A built-in by name; ``builtin:parity`` takes ``?length=N`` (2-256, default 10)."""
+    if ref in BUILTIN_DATASETS:
+        return BUILTIN_DATASETS[ref]
+    name, _, query = ref.partition("?")
+    if name == "builtin:parity":
+        params = dict(part.partition("=")[::2] for part in query.split("&") if part) if query else {}
+        if set(params) - {"length"} or not params.get("length", "10").isdigit() or not 2 <= int(params.get("length", "10")) <= 256:
+            return None
+        return parity_info(int(params.get("length", "10")))
+    return None
+
+
+BUILTIN_NAMES = ("builtin:digits", "builtin:parity?length=N")

@@ -27,15 +27,17 @@ class LoadedModel:
     pre: preprocessing.Preprocessing
     class_names: list[str]
     nbytes: int
+    takes_lengths: bool = False
 
 
 def load(store: ArtifactStore, record: TrainedModel) -> LoadedModel:
     arch = models.get(record.architecture)
-    net = arch.build(arch.make_params(record.params), tuple(record.input_shape), len(record.class_names))
+    pre = preprocessing.Preprocessing.from_dict(record.preprocessing)
+    net = arch.build(arch.make_params(record.params), tuple(record.input_shape), len(record.class_names), vocab_size=pre.vocab_size)
     net.load_state_dict(load_file(store.path(f"{record.artifact_path}/{MODEL_WEIGHTS}")), strict=True)
     net.eval()
     nbytes = sum(t.numel() * t.element_size() for t in net.state_dict().values())
-    return LoadedModel(net, preprocessing.Preprocessing.from_dict(record.preprocessing), list(record.class_names), nbytes)
+    return LoadedModel(net, pre, list(record.class_names), nbytes, takes_lengths=arch.input.kind == "sequence")
 
 
 class ModelCache:
@@ -103,10 +105,31 @@ def samples_array(inputs: list[Any], sample_shape: tuple[int, ...], max_samples:
     return x
 
 
-def predict(loaded: LoadedModel, x: np.ndarray) -> dict[str, Any]:
+def lengths_array(lengths: list[Any] | None, x: np.ndarray) -> np.ndarray | None:
+    """Sequence lengths for a sequence model: given per sample (1..T), or the full padded length."""
+    if lengths is None:
+        return np.full(len(x), x.shape[1], dtype=np.int64) if x.ndim >= 2 else None
+    if len(lengths) != len(x):
+        raise InvalidInput(f"{len(lengths)} lengths for {len(x)} samples", [detail(["body", "lengths"], "one length per sample")])
+    try:
+        out = np.asarray(lengths, dtype=np.int64)
+    except (ValueError, TypeError):
+        raise InvalidInput("lengths must be integers", [detail(["body", "lengths"], "not integers")]) from None
+    if out.ndim != 1 or (len(out) and (out.min() < 1 or out.max() > x.shape[1])):
+        raise InvalidInput(f"lengths must lie in 1..{x.shape[1]}", [detail(["body", "lengths"], f"each in 1..{x.shape[1]}")])
+    return out
+
+
+def predict(loaded: LoadedModel, x: np.ndarray, lengths: list[Any] | None = None) -> dict[str, Any]:
+    if loaded.pre.tokens and (not np.equal(np.mod(x, 1), 0).all() or x.min() < 0 or x.max() >= (loaded.pre.vocab_size or 0)):
+        raise InvalidInput(f"token ids must be integers in 0..{(loaded.pre.vocab_size or 1) - 1}", [detail(["body", "inputs"], "token id out of range")])
     batch = torch.from_numpy(preprocessing.apply(loaded.pre, x))
     with torch.inference_mode():
-        probs = torch.softmax(loaded.net(batch), dim=1)
+        if loaded.takes_lengths:
+            logits = loaded.net(batch, torch.from_numpy(lengths_array(lengths, x)))
+        else:
+            logits = loaded.net(batch)
+        probs = torch.softmax(logits, dim=1)
     top = probs.argmax(1).tolist()
     return {"predictions": [loaded.class_names[i] for i in top], "probabilities": probs.tolist()}
 

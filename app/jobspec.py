@@ -12,9 +12,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class InitFromSpec(_Strict):
+    model_id: str = Field(min_length=1, max_length=64, description="a finished model of yours to start from")
+    freeze: list[str] = Field(default_factory=list, max_length=16, description="top-level submodules to keep fixed, e.g. [\"features\"]")
+    reset_head: bool = Field(False, description="replace the last layer of `classifier` (needed when the number of classes differs)")
+
+
 class ModelSpec(_Strict):
     architecture: str = Field(min_length=1, max_length=64, examples=["lenet5"])
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict, description="omitted with init_from: the source model's")
+    init_from: InitFromSpec | None = Field(None, description="transfer learning: start from a finished model's weights")
 
 
 class DataSpec(_Strict):
@@ -72,6 +79,13 @@ class ScheduleSpec(_Strict):
     factor: float = Field(0.1, gt=0, lt=1, description="plateau: the reduction")
 
 
+class EarlyStoppingSpec(_Strict):
+    monitor: Literal["val_loss", "val_accuracy", "train_loss"] = "val_loss"
+    patience: int = Field(3, ge=1, le=1000, description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
+    restore_best: bool = Field(True, description="end with the best epoch's weights, not the last")
+
+
 class TrainingSpec(_Strict):
     epochs: int = Field(10, ge=1, le=1000)
     batch_size: int = Field(64, ge=1, le=8192)
@@ -81,6 +95,7 @@ class TrainingSpec(_Strict):
     lr_schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     grad_clip_norm: float | None = Field(None, gt=0, le=1e6, description="clip the gradients' global L2 norm")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
+    early_stopping: EarlyStoppingSpec | None = None
     max_runtime_seconds: int | None = Field(None, ge=1, le=30 * 24 * 3600, description="past it the job fails with reason timeout")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="checkpoint every N steps too, not only at each epoch's end")
 

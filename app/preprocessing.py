@@ -2,7 +2,9 @@
 (used by the trainer once per dataset and by predict per request, so both apply the same thing).
 
 Order: scale to [0, 1] -> image layout (C, H, W) -> bilinear resize -> per-channel standardise ->
-flatten for vector networks. The resize matches ``torch.nn.functional.interpolate(mode="bilinear",
+flatten for vector networks. Sequences: token ids pass through untouched (int64); float series
+(T, F) are standardised per feature. An image (H, W) fed to a sequence network is read row by
+row: H time steps of W features. The resize matches ``torch.nn.functional.interpolate(mode="bilinear",
 align_corners=False)``.
 """
 
@@ -18,11 +20,13 @@ import numpy as np
 class Preprocessing:
     sample_shape: tuple[int, ...]
     scale: float
-    layout: Literal["image", "vector"]
+    layout: Literal["image", "vector", "sequence"]
     input_shape: tuple[int, ...]
     resize: tuple[int, int] | None = None
     mean: tuple[float, ...] = field(default=())
     std: tuple[float, ...] = field(default=())
+    tokens: bool = False  # sequence of token ids (embedded by the network), not of values
+    vocab_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -37,6 +41,8 @@ class Preprocessing:
             resize=tuple(data["resize"]) if data.get("resize") else None,
             mean=tuple(data.get("mean", ())),
             std=tuple(data.get("std", ())),
+            tokens=bool(data.get("tokens", False)),
+            vocab_size=data.get("vocab_size"),
         )
 
 
@@ -56,11 +62,22 @@ def plan(
     *,
     sample_shape: tuple[int, ...],
     value_max: float,
-    input_kind: Literal["image", "vector"],
+    input_kind: Literal["image", "vector", "sequence"],
     input_size: tuple[int, int] | None = None,
     input_channels: int | None = None,
+    tokens: bool = False,
+    vocab_size: int | None = None,
 ) -> Preprocessing:
-    """The preprocessing for a dataset and a network's input spec, before statistics are fitted."""
+    """The preprocessing for a dataset and a network's input spec, before statistics are fitted.
+    ``tokens``: the samples are token-id sequences (T,) with ids below ``vocab_size``."""
+    if input_kind == "sequence":
+        if tokens:
+            return Preprocessing(sample_shape, 1.0, "sequence", tuple(sample_shape), tokens=True, vocab_size=vocab_size)
+        if len(sample_shape) == 2:
+            return Preprocessing(sample_shape, 1.0 / value_max if value_max > 0 else 1.0, "sequence", tuple(sample_shape))
+        raise IncompatibleInput(f"the network takes sequences (T, F) or token ids (T,), but samples have shape {list(sample_shape)}")
+    if tokens:
+        raise IncompatibleInput(f"the network takes {input_kind}s, but the samples are token-id sequences")
     scale = 1.0 / value_max if value_max > 0 else 1.0
     if input_kind == "vector":
         return Preprocessing(sample_shape, scale, "vector", (int(np.prod(sample_shape)),))
@@ -90,6 +107,8 @@ def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 def _unnormalised(pre: Preprocessing, raw: np.ndarray) -> np.ndarray:
     x = np.asarray(raw, dtype=np.float32) * np.float32(pre.scale)
+    if pre.layout == "sequence":
+        return x.reshape(len(x), *pre.input_shape)
     if pre.layout == "vector":
         return x.reshape(len(x), -1)
     x = x.reshape(len(x), *_image_chw(pre.sample_shape))
@@ -102,8 +121,10 @@ def _unnormalised(pre: Preprocessing, raw: np.ndarray) -> np.ndarray:
 
 def fit(pre: Preprocessing, raw_train: np.ndarray) -> Preprocessing:
     """Fix mean and std from the training split: per channel for images, per feature for vectors."""
+    if pre.tokens:
+        return pre
     x = _unnormalised(pre, raw_train).astype(np.float64)
-    axes = (0,) if pre.layout == "vector" else (0, 2, 3)
+    axes = {"vector": (0,), "sequence": (0, 1), "image": (0, 2, 3)}[pre.layout]
     mean = x.mean(axis=axes)
     std = x.std(axis=axes)
     std = np.where(std < 1e-8, 1.0, std)
@@ -111,10 +132,12 @@ def fit(pre: Preprocessing, raw_train: np.ndarray) -> Preprocessing:
 
 
 def apply(pre: Preprocessing, raw: np.ndarray) -> np.ndarray:
-    """Raw samples (N, *sample_shape) -> float32 network input (N, *input_shape)."""
+    """Raw samples (N, *sample_shape) -> network input (N, *input_shape): float32, or int64 token ids."""
+    if pre.tokens:
+        return np.asarray(raw, dtype=np.int64).reshape(len(raw), *pre.input_shape)
     x = _unnormalised(pre, raw)
     if pre.mean:
-        shape = (1, -1) if pre.layout == "vector" else (1, -1, 1, 1)
+        shape = {"vector": (1, -1), "sequence": (1, 1, -1), "image": (1, -1, 1, 1)}[pre.layout]
         mean = np.asarray(pre.mean, dtype=np.float32).reshape(shape)
         std = np.asarray(pre.std, dtype=np.float32).reshape(shape)
         x = (x - mean) / std

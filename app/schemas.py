@@ -102,6 +102,7 @@ class PredictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Items are checked by the runtime (shape, numbers), which is far cheaper than pydantic on nested lists.
     inputs: list[Any] = Field(min_length=1, description="samples exactly as in the dataset, e.g. 8x8 values 0-16 for builtin:digits")
+    lengths: list[Any] | None = Field(None, description="sequence models: each sample's real length (default: all of it)")
 
 
 class PredictOut(BaseModel):
@@ -117,6 +118,7 @@ class ArchitectureOut(BaseModel):
     params_schema: dict[str, Any]
     defaults: dict[str, Any]
     example_input_shape: list[int]
+    submodules: list[str] = Field(description="top-level submodules, the names init_from.freeze takes")
     parameter_count: int
     parameter_count_note: str
 

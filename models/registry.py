@@ -7,7 +7,6 @@ free of anything but torch.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -25,10 +24,11 @@ class InputSpec:
 
     ``image``: (channels, height, width); ``size`` fixes height and width when the network needs
     one (LeNet-5 takes 32x32), ``channels`` None means any. ``vector``: a flat feature vector of
-    any length.
+    any length. ``sequence``: token ids (T,) with a vocabulary size, or values (T, F); the
+    network's forward takes ``(x, lengths)``.
     """
 
-    kind: Literal["image", "vector"]
+    kind: Literal["image", "vector", "sequence"]
     channels: int | None = None
     size: tuple[int, int] | None = None
 
@@ -43,21 +43,24 @@ class Architecture:
     example_input_shape: tuple[int, ...]
     build_fn: Callable[[Any, tuple[int, ...], int], nn.Module]
 
-    def build(self, params: Any, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    def build(self, params: Any, input_shape: tuple[int, ...], num_classes: int, vocab_size: int | None = None) -> nn.Module:
+        if self.input.kind == "sequence":
+            return self.build_fn(params, tuple(input_shape), num_classes, vocab_size=vocab_size)
         return self.build_fn(params, tuple(input_shape), num_classes)
 
     def make_params(self, values: dict[str, Any] | None = None) -> Any:
         return self.params_type(**(values or {}))
 
-    def check(self, params: Any, input_shape: tuple[int, ...], num_classes: int) -> int:
+    def check(self, params: Any, input_shape: tuple[int, ...], num_classes: int, vocab_size: int | None = None) -> int:
         """Build on the meta device and run one forward pass; returns the parameter count.
 
         Costs no memory and no arithmetic, so the API can afford it on every submit.
         """
         try:
             with torch.device("meta"):
-                net = self.build(params, input_shape, num_classes)
-                out = net(torch.empty((2, *input_shape)))
+                net = self.build(params, input_shape, num_classes, vocab_size=vocab_size)
+                sample = torch.empty((2, *input_shape), dtype=torch.long if vocab_size else torch.float32)
+                out = net(sample, torch.full((2,), input_shape[0], dtype=torch.long)) if self.input.kind == "sequence" else net(sample)
         except ArchitectureError:
             raise
         except (RuntimeError, ValueError) as exc:
@@ -66,8 +69,10 @@ class Architecture:
             raise ArchitectureError(f"{self.name} produced shape {list(out.shape[1:])}, expected [{num_classes}]")
         return sum(p.numel() for p in net.parameters())
 
-    def param_defaults(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.params_type())
+    def top_level_modules(self, params: Any, input_shape: tuple[int, ...], num_classes: int, vocab_size: int | None = None) -> list[str]:
+        """The names ``freeze`` can take (``features``, ``classifier`` for the classifiers)."""
+        with torch.device("meta"):
+            return [name for name, _ in self.build(params, input_shape, num_classes, vocab_size=vocab_size).named_children()]
 
 
 _REGISTRY: dict[str, Architecture] = {}

@@ -28,6 +28,7 @@ from worker.job_context import JobContext
 from worker.job_log import append_log
 from worker.model_files import save_model
 from worker.optim import build_optimizer
+from worker.transfer import init_from
 from worker.trainer import NonFiniteLoss, TrainConfig, Trainer, resolve_device
 
 log = logging.getLogger("kiln.worker")
@@ -65,7 +66,10 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
             use_test_split=spec.data.use_test_split,
         )
         torch.manual_seed(spec.seed)
-        net = arch.build(params, prepared.preprocessing.input_shape, len(prepared.class_names))
+        net = arch.build(params, prepared.preprocessing.input_shape, len(prepared.class_names), vocab_size=prepared.preprocessing.vocab_size)
+        init = spec.model.init_from
+        if init is not None:
+            init_from(net, store, init.model_id, reset_head=init.reset_head, freeze=init.freeze)
         optimizer = build_optimizer(net, spec.training.optimizer.model_dump())
         config = TrainConfig(
             epochs=spec.training.epochs, batch_size=spec.training.batch_size, seed=spec.seed, l1=spec.training.l1,
@@ -76,6 +80,8 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
             horizontal_flip=spec.training.augmentation.horizontal_flip if spec.training.augmentation else False,
             lr_schedule=spec.training.lr_schedule.model_dump(), grad_clip_norm=spec.training.grad_clip_norm,
             label_smoothing=spec.training.label_smoothing,
+            frozen_modules=tuple(init.freeze) if init else (),
+            early_stopping=spec.training.early_stopping.model_dump() if spec.training.early_stopping else None,
             device=resolve_device(settings.device),
         )
         trainer = Trainer(net, optimizer, prepared.tensors, config, ctx)

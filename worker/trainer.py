@@ -36,6 +36,9 @@ class TensorData:
     y_val: torch.Tensor | None = None
     x_test: torch.Tensor | None = None
     y_test: torch.Tensor | None = None
+    lengths_train: torch.Tensor | None = None  # sequences: real lengths, passed to the network with each batch
+    lengths_val: torch.Tensor | None = None
+    lengths_test: torch.Tensor | None = None
 
 
 @dataclass
@@ -52,6 +55,8 @@ class TrainConfig:
     lr_schedule: dict[str, Any] | None = None
     grad_clip_norm: float | None = None
     label_smoothing: float = 0.0
+    frozen_modules: tuple[str, ...] = ()  # kept in eval mode too, so their batch-norm statistics stay fixed
+    early_stopping: dict[str, Any] | None = None
     device: str = "cpu"
 
 
@@ -70,13 +75,18 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def forward(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    return model(x) if lengths is None else model(x, lengths)
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over a whole split."""
     model.eval()
     loss_sum, correct = 0.0, 0
     with torch.inference_mode():
         for start in range(0, len(x), EVAL_BATCH):
-            out = model(x[start : start + EVAL_BATCH])
+            rows = slice(start, start + EVAL_BATCH)
+            out = forward(model, x[rows], lengths[rows] if lengths is not None else None)
             target = y[start : start + EVAL_BATCH]
             loss_sum += F.cross_entropy(out, target, reduction="sum").item()
             correct += (out.argmax(1) == target).sum().item()
@@ -90,7 +100,8 @@ class Trainer:
         self.model = model.to(self.device)
         self.optimizer = optimizer
         self.data = TensorData(*(t.to(self.device) if t is not None else None for t in (
-            data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test)))
+            data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test,
+            data.lengths_train, data.lengths_val, data.lengths_test)))
         self.config = config
         self.ctx = ctx
         self.steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
@@ -117,6 +128,8 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "last_metrics": pos.last_metrics,
             "schedule": self.schedule.state_dict(),
+            "early_stopping": {"best": pos.es_best, "bad_epochs": pos.es_bad, "best_metrics": pos.es_best_metrics,
+                               "best_model": pos.es_best_model or {}},
         }
 
     def _restore(self, state: dict[str, Any]) -> "_Position":
@@ -130,16 +143,37 @@ class Trainer:
             epoch=int(state["epoch"]), step=int(state["step"]), batch=int(state["batch"]), epoch_rng=state["epoch_rng"],
             loss_sum=torch.tensor(state["loss_sum"], dtype=torch.float32, device=self.device),
             last_metrics=dict(state["last_metrics"]),
+            es_best=state["early_stopping"]["best"], es_bad=int(state["early_stopping"]["bad_epochs"]),
+            es_best_metrics=dict(state["early_stopping"]["best_metrics"]), es_best_model=state["early_stopping"]["best_model"] or None,
         )
 
     def _checkpoint(self, pos: "_Position", metrics: dict[str, float] | None) -> None:
         self.ctx.save_checkpoint(self._state(pos), epoch=pos.epoch, step=pos.step, metrics=metrics)
 
+    def _early_stopping(self, pos: "_Position", metrics: dict[str, float]) -> bool:
+        """Tracks the monitored metric; True once it has not improved for ``patience`` epochs."""
+        es = self.config.early_stopping
+        if not es:
+            return False
+        value = metrics.get(es["monitor"])
+        if value is None:
+            return False
+        delta = es.get("min_delta", 0.0)
+        maximise = es["monitor"].endswith("accuracy")
+        improved = pos.es_best is None or (value > pos.es_best + delta if maximise else value < pos.es_best - delta)
+        if improved:
+            pos.es_best, pos.es_bad, pos.es_best_metrics = value, 0, dict(metrics)
+            if es.get("restore_best"):
+                pos.es_best_model = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            return False
+        pos.es_bad += 1
+        return pos.es_bad >= es["patience"]
+
     # -- the loop --------------------------------------------------------------------------------
 
     def fit(self) -> TrainResult:
         cfg, ctx, model, optimizer = self.config, self.ctx, self.model, self.optimizer
-        x, y = self.data.x_train, self.data.y_train
+        x, y, lengths = self.data.x_train, self.data.y_train, self.data.lengths_train
         n, bs = len(x), cfg.batch_size
         generator = torch.Generator()
         checkpoint = ctx.load_checkpoint()
@@ -157,6 +191,8 @@ class Trainer:
         while pos.epoch < cfg.epochs:
             epoch_number = pos.epoch + 1
             model.train()
+            for name in cfg.frozen_modules:
+                getattr(model, name).eval()
             started = time.perf_counter()
             generator.set_state(pos.epoch_rng)
             order = torch.randperm(n, generator=generator).to(self.device)
@@ -170,7 +206,8 @@ class Trainer:
                     for group in optimizer.param_groups:
                         group["lr"] = self.schedule.lr(pos.step)
                 optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
+                lb = lengths.index_select(0, idx) if lengths is not None else None
+                loss = F.cross_entropy(forward(model, xb, lb), yb, label_smoothing=cfg.label_smoothing)
                 if self._l1_params:
                     loss = loss + cfg.l1 * sum(p.abs().sum() for p in self._l1_params)
                 loss.backward()
@@ -207,18 +244,24 @@ class Trainer:
                 "epoch_seconds": seconds,
             }
             if self.data.x_val is not None and len(self.data.x_val):
-                metrics["val_loss"], metrics["val_accuracy"] = evaluate(model, self.data.x_val, self.data.y_val)
+                metrics["val_loss"], metrics["val_accuracy"] = evaluate(model, self.data.x_val, self.data.y_val, self.data.lengths_val)
             self.schedule.end_of_epoch(metrics)
-            pos = _Position(
-                epoch=epoch_number, step=pos.step, batch=0, epoch_rng=generator.get_state(),
-                loss_sum=torch.zeros((), device=self.device), last_metrics=metrics,
-            )
+            stop_early = self._early_stopping(pos, metrics)
+            pos.epoch, pos.batch, pos.epoch_rng = epoch_number, 0, generator.get_state()
+            pos.loss_sum, pos.last_metrics = torch.zeros((), device=self.device), metrics
             ctx.report(metrics, step=pos.step, epoch=pos.epoch)
             ctx.set_progress(epoch=pos.epoch, step=pos.step, total_steps=self.total_steps)
             self._checkpoint(pos, metrics)
+            if stop_early:
+                ctx.report({"stopped_epoch": float(pos.epoch)}, step=pos.step, epoch=pos.epoch)
+                break
         final = dict(pos.last_metrics)
+        es = cfg.early_stopping
+        if es and es.get("restore_best") and pos.es_best_model is not None:
+            model.load_state_dict(pos.es_best_model)
+            final = dict(pos.es_best_metrics)
         if self.data.x_test is not None and len(self.data.x_test):
-            test = dict(zip(("test_loss", "test_accuracy"), evaluate(model, self.data.x_test, self.data.y_test)))
+            test = dict(zip(("test_loss", "test_accuracy"), evaluate(model, self.data.x_test, self.data.y_test, self.data.lengths_test)))
             ctx.report(test, step=pos.step, epoch=pos.epoch)
             final |= test
         return TrainResult(None, pos.epoch, pos.step, final)
@@ -234,3 +277,7 @@ class _Position:
     step: int = 0
     batch: int = 0
     last_metrics: dict[str, float] = field(default_factory=dict)
+    es_best: float | None = None  # early stopping: best monitored value so far
+    es_bad: int = 0  # epochs since it improved
+    es_best_metrics: dict[str, float] = field(default_factory=dict)
+    es_best_model: dict[str, torch.Tensor] | None = None

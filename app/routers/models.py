@@ -34,4 +34,4 @@ def predict(model_id: str, body: PredictIn, caller: CallerDep, session: SessionD
     record = trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id)
     x = inference.samples_array(body.inputs, tuple(record.sample_shape), settings.max_predict_samples)
     loaded = request.app.state.model_cache.get(record)
-    return inference.predict(loaded, x)
+    return inference.predict(loaded, x, body.lengths)

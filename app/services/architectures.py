@@ -77,6 +77,7 @@ def describe(name: str) -> dict[str, Any]:
         "params_schema": params_model(name).model_json_schema(),
         "defaults": dataclasses.asdict(params),
         "example_input_shape": list(arch.example_input_shape),
+        "submodules": arch.top_level_modules(params, arch.example_input_shape, example_classes),
         "parameter_count": arch.check(params, arch.example_input_shape, example_classes),
         "parameter_count_note": f"with default params, input {list(arch.example_input_shape)}, {example_classes} classes",
     }

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app import ingest
 from app.artifacts import ArtifactStore
-from app.datasets_catalog import DatasetInfo, builtin_dataset
+from app.datasets_catalog import BUILTIN_NAMES, DatasetInfo, builtin_dataset
 from app.db.tables import Dataset, Job
 from app.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, detail
 from app.ids import new_id
@@ -91,6 +91,7 @@ def info(dataset: Dataset) -> DatasetInfo:
         ref=dataset.id, description=dataset.name, kind=dataset.kind, sample_shape=tuple(dataset.sample_shape),
         value_max=dataset.value_max, class_names=tuple(dataset.class_names), num_samples=dataset.num_samples,
         task=dataset.task, class_counts=tuple(dataset.class_counts), has_test_split=dataset.num_test_samples > 0,
+        vocab_size=dataset.details.get("vocab_size"),
     )
 
 
@@ -102,7 +103,7 @@ def resolve(*, session: Session, tenant_id: str, ref: str) -> DatasetInfo:
     dataset = session.scalar(select(Dataset).where(Dataset.id == ref, Dataset.tenant_id == tenant_id))
     if dataset is None:
         raise InvalidInput(
-            f"unknown dataset {ref!r}: not one of your dataset ids, nor a built-in (builtin:digits)",
+            f"unknown dataset {ref!r}: not one of your dataset ids, nor a built-in ({', '.join(BUILTIN_NAMES)})",
             [detail(["body", "data", "dataset"], "not a known dataset")],
         )
     return info(dataset)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 import models
 from app import preprocessing
 from app.datasets_catalog import DatasetInfo
-from app.db.tables import Job
+from app.db.tables import Job, TrainedModel
 from app.db.types import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, detail
 from app.ids import new_id
@@ -31,20 +31,46 @@ STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
 
-def validate_spec(spec: JobSpec, info: DatasetInfo) -> dict[str, Any]:
-    """Checks that need the registry and the dataset. Returns the params with defaults filled."""
-    params = architectures.validate_params(spec.model.architecture, spec.model.params, ["body", "model", "params"])
+def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None = None) -> dict[str, Any]:
+    """Checks that need the registry, the dataset and (transfer learning) the source model.
+    Returns the params with defaults filled."""
+    raw_params = spec.model.params if (source is None or spec.model.params) else source.params
+    params = architectures.validate_params(spec.model.architecture, raw_params, ["body", "model", "params"])
     _check_dataset_fits(spec, info)
     arch = models.get(spec.model.architecture)
     try:
+        if info.kind == "sequence" and arch.input.kind == "image":
+            raise preprocessing.IncompatibleInput(f"{arch.name} takes images, dataset {info.ref!r} holds sequences")
         pre = preprocessing.plan(
             sample_shape=info.sample_shape, value_max=info.value_max, input_kind=arch.input.kind,
-            input_size=arch.input.size, input_channels=arch.input.channels,
+            input_size=arch.input.size, input_channels=arch.input.channels, tokens=info.tokens, vocab_size=info.vocab_size,
         )
-        arch.check(params, pre.input_shape, info.num_classes)
+        arch.check(params, pre.input_shape, info.num_classes, vocab_size=pre.vocab_size)
     except (preprocessing.IncompatibleInput, models.ArchitectureError) as exc:
         raise InvalidInput(str(exc), [detail(["body", "model"], str(exc))]) from None
-    return dataclasses.asdict(params)
+    filled = dataclasses.asdict(params)
+    if source is not None:
+        _check_transfer(spec, source, filled, pre.input_shape, info.num_classes, arch.top_level_modules(params, pre.input_shape, info.num_classes, vocab_size=pre.vocab_size))
+    return filled
+
+
+def _check_transfer(spec: JobSpec, source: TrainedModel, params: dict[str, Any], input_shape, num_classes: int, submodules: list[str]) -> None:
+    init = spec.model.init_from
+    loc = ["body", "model", "init_from"]
+    problems = []
+    if source.architecture != spec.model.architecture:
+        problems.append((loc + ["model_id"], f"model {source.id} is a {source.architecture}, not a {spec.model.architecture}"))
+    elif source.params != params:
+        problems.append((["body", "model", "params"], f"params differ from model {source.id}'s {source.params}; weights would not fit"))
+    if list(source.input_shape) != list(input_shape):
+        problems.append((loc + ["model_id"], f"model {source.id} takes input {source.input_shape}, this dataset gives {list(input_shape)}"))
+    if len(source.class_names) != num_classes and not init.reset_head:
+        problems.append((loc + ["reset_head"], f"model {source.id} has {len(source.class_names)} classes, this dataset {num_classes}: set reset_head"))
+    for i, name in enumerate(init.freeze):
+        if name not in submodules:
+            problems.append((loc + ["freeze", i], f"no submodule {name!r}; {spec.model.architecture} has {', '.join(submodules)}"))
+    if problems:
+        raise InvalidInput("incompatible init_from: " + "; ".join(msg for _, msg in problems), [detail(l, m) for l, m in problems])
 
 
 def _check_dataset_fits(spec: JobSpec, info: DatasetInfo) -> None:
@@ -68,17 +94,27 @@ def _check_dataset_fits(spec: JobSpec, info: DatasetInfo) -> None:
                 [detail(["body", "data", "validation_fraction"], "a class has too few samples to split")],
             )
     augmentation = spec.training.augmentation
-    if augmentation and (augmentation.random_crop_padding or augmentation.horizontal_flip) and info.kind != "image":
+    takes_images = models.get(spec.model.architecture).input.kind != "sequence" if spec.model.architecture in models.names() else True
+    if augmentation and (augmentation.random_crop_padding or augmentation.horizontal_flip) and (info.kind != "image" or not takes_images):
         raise InvalidInput(
-            f"image augmentation asked for, but dataset {info.ref!r} holds {info.kind} samples",
+            f"image augmentation asked for, but dataset {info.ref!r} holds {info.kind} samples"
+            + ("" if takes_images else f" read as sequences by {spec.model.architecture}"),
             [detail(["body", "training", "augmentation"], "only for image datasets")],
         )
 
 
 def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int) -> Job:
     info = dataset_service.resolve(session=session, tenant_id=tenant_id, ref=spec.data.dataset)
+    source = None
+    if spec.model.init_from is not None:
+        source = session.scalar(select(TrainedModel).where(TrainedModel.id == spec.model.init_from.model_id, TrainedModel.tenant_id == tenant_id))
+        if source is None:
+            raise InvalidInput(
+                f"unknown model {spec.model.init_from.model_id!r} in init_from",
+                [detail(["body", "model", "init_from", "model_id"], "not one of your models")],
+            )
     stored_spec = spec.model_dump(mode="json")
-    stored_spec["model"]["params"] = validate_spec(spec, info)  # what will run, defaults included
+    stored_spec["model"]["params"] = validate_spec(spec, info, source)  # what will run, defaults included
     job = Job(
         id=new_id("job"),
         tenant_id=tenant_id,

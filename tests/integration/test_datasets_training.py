@@ -69,3 +69,50 @@ def test_a_csv_of_a_tabular_set_trains_an_mlp(stack):
     sample = [list(map(float, wine.data[0]))]
     answer = client.post(f"/v1/models/{job['model_id']}/predict", json={"inputs": sample}).json()
     assert answer["predictions"] == ["class_0"]
+
+
+def _epochs_to_reach(client, job_id: str, accuracy: float) -> int | None:
+    series = client.get(f"/v1/jobs/{job_id}/metrics", params={"names": "val_accuracy"}).json()["series"]["val_accuracy"]
+    return next((p["epoch"] for p in series if p["value"] >= accuracy), None)
+
+
+def test_fine_tuning_a_model_of_digits_0_4_on_5_9_reaches_accuracy_in_fewer_epochs(stack):
+    import io
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    client = stack.new_tenant()
+    digits = load_digits()
+
+    def upload(name, keep):
+        out = io.BytesIO()
+        np.savez(out, x=digits.images[keep].astype(np.float32), y=digits.target[keep])
+        r = client.post("/v1/datasets", data={"name": name, "format": "npz"}, files=[("file", (f"{name}.npz", out.getvalue()))])
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    low, high = upload("digits-0-4", digits.target < 5), upload("digits-5-9", digits.target >= 5)
+    training = {"epochs": 6, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.02, "momentum": 0.9}}
+    base = {"name": "base", "model": {"architecture": "lenet5"}, "data": {"dataset": low, "validation_fraction": 0.25}, "training": training}
+    source = wait_for(client, client.post("/v1/jobs", json=base).json()["id"], TERMINAL)
+    assert source["state"] == "succeeded", source
+
+    scratch = {"name": "scratch", "model": {"architecture": "lenet5"}, "data": {"dataset": high, "validation_fraction": 0.25}, "training": training}
+    tuned = {**scratch, "name": "tuned", "model": {"architecture": "lenet5",
+             "init_from": {"model_id": source["model_id"], "freeze": ["features"], "reset_head": True}}}
+    bad = {**tuned, "model": {**tuned["model"], "init_from": {**tuned["model"]["init_from"], "freeze": ["encoder"]}}}
+    r = client.post("/v1/jobs", json=bad)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["body", "model", "init_from", "freeze", 0]
+    r = client.post("/v1/jobs", json={**tuned, "model": {**tuned["model"], "architecture": "mlp"}})
+    assert r.status_code == 422 and "incompatible init_from" in r.json()["error"]["message"]
+
+    scratch_job = wait_for(client, client.post("/v1/jobs", json=scratch).json()["id"], TERMINAL)
+    tuned_job = wait_for(client, client.post("/v1/jobs", json=tuned).json()["id"], TERMINAL)
+    assert scratch_job["state"] == tuned_job["state"] == "succeeded"
+    assert tuned_job["spec"]["model"]["params"] == source["spec"]["model"]["params"]
+    target = 0.9
+    tuned_epochs = _epochs_to_reach(client, tuned_job["id"], target)
+    scratch_epochs = _epochs_to_reach(client, scratch_job["id"], target)
+    assert tuned_epochs is not None, "the fine-tuned model never reached the target"
+    assert scratch_epochs is None or tuned_epochs < scratch_epochs, (tuned_epochs, scratch_epochs)

@@ -6,10 +6,14 @@ from app.services import architectures
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu"])
-@pytest.mark.parametrize("name,shape", [("mlp", (64,)), ("mlp", (8, 8)), ("lenet5", (1, 32, 32)), ("lenet5", (3, 32, 32))])
+@pytest.mark.parametrize("name,shape", [
+    ("mlp", (64,)), ("mlp", (8, 8)), ("lenet5", (1, 32, 32)), ("lenet5", (3, 32, 32)),
+    ("alexnet", (1, 28, 28)), ("alexnet", (3, 32, 32)),
+])
 def test_output_shape_and_backward(name, shape, activation):
     arch = models.get(name)
-    net = arch.build(arch.make_params({"activation": activation}), shape, 7)
+    extra = {"width": 0.125} if name == "alexnet" else {}
+    net = arch.build(arch.make_params({"activation": activation, **extra}), shape, 7)
     x = torch.randn(4, *shape)
     out = net(x)
     assert out.shape == (4, 7)
@@ -17,8 +21,33 @@ def test_output_shape_and_backward(name, shape, activation):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
 
 
+@pytest.mark.parametrize("params,shape", [({"depth": 18}, (1, 28, 28)), ({"depth": 34, "width": 0.25}, (3, 32, 32)), ({"width": 0.125}, (3, 64, 64))])
+def test_resnet_output_shape_and_backward(params, shape):
+    arch = models.get("resnet")
+    net = arch.build(arch.make_params(params), shape, 5)
+    out = net(torch.randn(2, *shape))
+    assert out.shape == (2, 5)
+    out.sum().backward()
+
+
+def test_alexnet_full_size_matches_the_survey_layout():
+    arch = models.get("alexnet")
+    net = arch.build(arch.make_params(), (3, 224, 224), 1000)
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (64, (11, 11), (4, 4)), (192, (5, 5), (1, 1)), (384, (3, 3), (1, 1)), (256, (3, 3), (1, 1)), (256, (3, 3), (1, 1))]
+    assert sum(p.numel() for p in net.parameters()) == 61_100_840  # torchvision's alexnet, same layout
+    assert net(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_resnet18_full_size_has_the_published_parameter_count():
+    arch = models.get("resnet")
+    assert arch.check(arch.make_params({"depth": 18, "stem": "full"}), (3, 224, 224), 1000) == 11_689_512
+    assert arch.check(arch.make_params({"depth": 34, "stem": "full"}), (3, 224, 224), 1000) == 21_797_672
+
+
 def test_image_classifiers_expose_features_and_classifier():
-    for name, shape in [("mlp", (64,)), ("lenet5", (1, 32, 32))]:
+    for name, shape in [("mlp", (64,)), ("lenet5", (1, 32, 32)), ("alexnet", (3, 32, 32)), ("resnet", (3, 32, 32))]:
         arch = models.get(name)
         children = dict(arch.build(arch.make_params(), shape, 10).named_children())
         assert set(children) == {"features", "classifier"}
