@@ -28,6 +28,15 @@ class LoadedModel:
     class_names: list[str]
     nbytes: int
     takes_lengths: bool = False
+    task: str = "classify"
+    name: str = ""
+    output_range: dict[str, list[float]] | None = None  # GAN: per-channel range of the [0, 1]-scaled data it learned
+
+    def require(self, task: str, endpoint: str) -> None:
+        if self.task != task:
+            use = {"classify": "predict", "generate": "generate", "reconstruct": "transform"}[self.task]
+            raise InvalidInput(f"{endpoint} needs a model that does {task}; this {self.name} model does {self.task}: use /{use}",
+                               [detail(["path", "model_id"], f"a {self.name} model")])
 
 
 def load(store: ArtifactStore, record: TrainedModel) -> LoadedModel:
@@ -37,7 +46,8 @@ def load(store: ArtifactStore, record: TrainedModel) -> LoadedModel:
     net.load_state_dict(load_file(store.path(f"{record.artifact_path}/{MODEL_WEIGHTS}")), strict=True)
     net.eval()
     nbytes = sum(t.numel() * t.element_size() for t in net.state_dict().values())
-    return LoadedModel(net, pre, list(record.class_names), nbytes, takes_lengths=arch.input.kind == "sequence")
+    return LoadedModel(net, pre, list(record.class_names), nbytes, takes_lengths=arch.input.kind == "sequence", task=arch.task,
+                       name=record.architecture, output_range=record.preprocessing.get("output_range"))
 
 
 class ModelCache:
@@ -121,6 +131,7 @@ def lengths_array(lengths: list[Any] | None, x: np.ndarray) -> np.ndarray | None
 
 
 def predict(loaded: LoadedModel, x: np.ndarray, lengths: list[Any] | None = None) -> dict[str, Any]:
+    loaded.require("classify", "predict")
     if loaded.pre.tokens and (not np.equal(np.mod(x, 1), 0).all() or x.min() < 0 or x.max() >= (loaded.pre.vocab_size or 0)):
         raise InvalidInput(f"token ids must be integers in 0..{(loaded.pre.vocab_size or 1) - 1}", [detail(["body", "inputs"], "token id out of range")])
     batch = torch.from_numpy(preprocessing.apply(loaded.pre, x))
@@ -136,3 +147,27 @@ def predict(loaded: LoadedModel, x: np.ndarray, lengths: list[Any] | None = None
 
 def configure_threads(threads: int) -> None:
     torch.set_num_threads(threads)
+
+
+def generate(loaded: LoadedModel, n: int, seed: int | None) -> np.ndarray:
+    """``n`` samples from a GAN's generator, in the dataset's raw units and sample shape."""
+    loaded.require("generate", "generate")
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    with torch.inference_mode():
+        images = loaded.net.generate(n, generator=generator)  # [-1, 1]
+    low = torch.tensor(loaded.output_range["low"]).view(1, -1, 1, 1)
+    high = torch.tensor(loaded.output_range["high"]).view(1, -1, 1, 1)
+    unit = (images + 1) / 2 * (high - low) + low  # back to the [0, 1] scale the GAN learned
+    raw = (unit / loaded.pre.scale).numpy()
+    return raw.reshape(n, *loaded.pre.sample_shape)
+
+
+def transform(loaded: LoadedModel, x: np.ndarray) -> dict[str, Any]:
+    """An RBM's hidden features of each sample and its one-step reconstruction, in raw units."""
+    loaded.require("reconstruct", "transform")
+    batch = torch.from_numpy(preprocessing.apply(loaded.pre, x)).clamp(0, 1)
+    with torch.inference_mode():
+        hidden = loaded.net(batch)
+        reconstruction = loaded.net.reconstruct(batch)
+    raw = (reconstruction / loaded.pre.scale).reshape(len(x), *loaded.pre.sample_shape)
+    return {"features": hidden.tolist(), "reconstructions": raw.tolist()}

@@ -155,3 +155,23 @@ class DatasetOut(BaseModel):
 class DatasetList(BaseModel):
     items: list[DatasetOut]
     next_cursor: str | None
+
+
+class GenerateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(16, ge=1, le=256)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="the same seed gives the same samples")
+
+
+class GenerateOut(BaseModel):
+    samples: list[Any] = Field(description="n samples in the dataset's raw units and sample shape")
+
+
+class TransformIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[Any] = Field(min_length=1)
+
+
+class TransformOut(BaseModel):
+    features: list[list[float]] = Field(description="hidden unit probabilities per sample")
+    reconstructions: list[Any] = Field(description="one up-down pass, in raw units")

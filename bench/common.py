@@ -21,3 +21,14 @@ def mnist_train(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     if not (mnist_dir / "train-images-idx3-ubyte.gz").exists():
         raise SystemExit(f"MNIST IDX files not found in {mnist_dir}; pass --mnist-dir")
     return read_idx(mnist_dir / "train-images-idx3-ubyte.gz"), read_idx(mnist_dir / "train-labels-idx1-ubyte.gz").astype(np.int64)
+
+
+MNIST_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+
+
+def upload_mnist(client, mnist_dir: Path) -> dict:
+    """Uploads the four IDX files through the API (one multipart request); returns the dataset."""
+    files = [("file", (name, open(mnist_dir / name, "rb"))) for name in MNIST_FILES]
+    response = client.post("/v1/datasets", data={"name": "mnist", "format": "idx"}, files=files, timeout=600)
+    assert response.status_code == 201, response.text
+    return response.json()

@@ -20,11 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import DEFAULT_MNIST_DIR  # noqa: E402
+from common import DEFAULT_MNIST_DIR, MNIST_FILES  # noqa: E402
 
 from tests.integration.conftest import Stack  # noqa: E402  (the harness the tests use)
-
-FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
 def rss_kib(pid: int, field: str) -> int:
@@ -39,7 +37,7 @@ def main() -> None:
     parser.add_argument("--mnist-dir", type=Path, default=DEFAULT_MNIST_DIR)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    paths = [args.mnist_dir / f for f in FILES]
+    paths = [args.mnist_dir / f for f in MNIST_FILES]
     compressed = sum(p.stat().st_size for p in paths)
     raw = sum(len(gzip.open(p).read()) for p in paths)
 

@@ -16,11 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import DEFAULT_MNIST_DIR  # noqa: E402
+from common import DEFAULT_MNIST_DIR, upload_mnist  # noqa: E402
 
 from tests.integration.conftest import Stack, wait_for  # noqa: E402  (the harness the tests use)
-
-FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
 def job_spec(dataset_id: str, epochs: int) -> dict:
@@ -55,8 +53,7 @@ def main() -> None:
             stack.start_worker()
             client = stack.new_tenant()
             start = time.perf_counter()
-            files = [("file", (name, open(args.mnist_dir / name, "rb"))) for name in FILES]
-            dataset = client.post("/v1/datasets", data={"name": "mnist", "format": "idx"}, files=files, timeout=600).json()
+            dataset = upload_mnist(client, args.mnist_dir)
             uploaded = time.perf_counter() - start
             submitted = time.perf_counter()
             job = client.post("/v1/jobs", json=job_spec(dataset["id"], args.epochs)).json()

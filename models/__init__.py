@@ -4,7 +4,7 @@ Importing this package registers every family, so ``models.registry.get(name)`` 
 Nothing here knows about HTTP, the database or the training loop.
 """
 
-from models import alexnet, lenet, mlp, resnet, rnn, sequential, transformer  # noqa: F401  (registration side effect)
+from models import alexnet, gan, lenet, mlp, rbm, resnet, rnn, sequential, transformer  # noqa: F401  (registration side effect)
 from models.registry import Architecture, ArchitectureError, InputSpec, get, names
 
 __all__ = ["Architecture", "ArchitectureError", "InputSpec", "get", "names"]

@@ -37,7 +37,7 @@ class InputSpec:
 class Architecture:
     name: str
     description: str
-    task: Literal["classify"]
+    task: Literal["classify", "generate", "reconstruct"]
     params_type: type
     input: InputSpec
     example_input_shape: tuple[int, ...]
@@ -65,7 +65,7 @@ class Architecture:
             raise
         except (RuntimeError, ValueError) as exc:
             raise ArchitectureError(f"{self.name} cannot take input of shape {list(input_shape)}: {exc}") from exc
-        if tuple(out.shape) != (2, num_classes):
+        if self.task == "classify" and tuple(out.shape) != (2, num_classes):
             raise ArchitectureError(f"{self.name} produced shape {list(out.shape[1:])}, expected [{num_classes}]")
         return sum(p.numel() for p in net.parameters())
 

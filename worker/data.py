@@ -91,28 +91,35 @@ def _apply(pre: preprocessing.Preprocessing, raw: np.ndarray, idx: np.ndarray | 
     return out
 
 
-def prepare(raw: RawDataset, *, input_kind, input_size, input_channels, validation_fraction: float, seed: int, use_test_split: bool = True) -> PreparedData:
-    indices = np.arange(len(raw.y))
+def prepare(
+    raw: RawDataset, *, input_kind, input_size, input_channels, validation_fraction: float, seed: int,
+    use_test_split: bool = True, standardize: bool = True,
+) -> PreparedData:
+    indices = np.arange(len(raw.x))
     if validation_fraction > 0:
-        train_idx, val_idx = train_test_split(indices, test_size=validation_fraction, stratify=raw.y, random_state=seed)
+        stratify = raw.y if raw.y is not None else None  # unlabelled sets (for generative models) split at random
+        train_idx, val_idx = train_test_split(indices, test_size=validation_fraction, stratify=stratify, random_state=seed)
     else:
         train_idx, val_idx = indices, indices[:0]
     plan = preprocessing.plan(
         sample_shape=raw.info.sample_shape, value_max=raw.info.value_max, input_kind=input_kind, input_size=input_size,
         input_channels=input_channels, tokens=raw.info.tokens, vocab_size=raw.info.vocab_size,
     )
-    fitted = preprocessing.fit(plan, raw.x[np.sort(train_idx)[:: max(1, len(train_idx) // 20000)]])
-    y = torch.from_numpy(np.asarray(raw.y, dtype=np.int64))
+    fitted = preprocessing.fit(plan, raw.x[np.sort(train_idx)[:: max(1, len(train_idx) // 20000)]]) if standardize else plan
+    y = torch.from_numpy(np.asarray(raw.y, dtype=np.int64)) if raw.y is not None else None
 
     lengths = torch.from_numpy(np.asarray(raw.lengths, dtype=np.int64)) if raw.lengths is not None else None
 
     def part(idx):
         return lengths[torch.from_numpy(idx)] if lengths is not None else None
 
-    data = TensorData(_apply(fitted, raw.x, train_idx), y[torch.from_numpy(train_idx)], lengths_train=part(train_idx))
+    def labels(idx):
+        return y[torch.from_numpy(idx)] if y is not None else None
+
+    data = TensorData(_apply(fitted, raw.x, train_idx), labels(train_idx), lengths_train=part(train_idx))
     if len(val_idx):
-        data.x_val, data.y_val, data.lengths_val = _apply(fitted, raw.x, val_idx), y[torch.from_numpy(val_idx)], part(val_idx)
-    if use_test_split and raw.x_test is not None:
+        data.x_val, data.y_val, data.lengths_val = _apply(fitted, raw.x, val_idx), labels(val_idx), part(val_idx)
+    if use_test_split and raw.x_test is not None and raw.y_test is not None:
         data.x_test, data.y_test = _apply(fitted, raw.x_test), torch.from_numpy(np.asarray(raw.y_test, dtype=np.int64))
         if raw.lengths_test is not None:
             data.lengths_test = torch.from_numpy(np.asarray(raw.lengths_test, dtype=np.int64))

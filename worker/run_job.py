@@ -28,6 +28,8 @@ from worker.job_context import JobContext
 from worker.job_log import append_log
 from worker.model_files import save_model
 from worker.optim import build_optimizer
+from worker.gan_trainer import GANTrainer
+from worker.rbm_trainer import RBMTrainer
 from worker.transfer import init_from
 from worker.trainer import NonFiniteLoss, TrainConfig, Trainer, resolve_device
 
@@ -64,13 +66,13 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
             load_raw(spec.data.dataset, store), input_kind=arch.input.kind, input_size=arch.input.size,
             input_channels=arch.input.channels, validation_fraction=spec.data.validation_fraction, seed=spec.seed,
             use_test_split=spec.data.use_test_split,
+            standardize=arch.task == "classify",  # generative models learn data scaled to [0, 1]
         )
         torch.manual_seed(spec.seed)
-        net = arch.build(params, prepared.preprocessing.input_shape, len(prepared.class_names), vocab_size=prepared.preprocessing.vocab_size)
+        net = arch.build(params, prepared.preprocessing.input_shape, max(len(prepared.class_names), 1), vocab_size=prepared.preprocessing.vocab_size)
         init = spec.model.init_from
         if init is not None:
             init_from(net, store, init.model_id, reset_head=init.reset_head, freeze=init.freeze)
-        optimizer = build_optimizer(net, spec.training.optimizer.model_dump())
         config = TrainConfig(
             epochs=spec.training.epochs, batch_size=spec.training.batch_size, seed=spec.seed, l1=spec.training.l1,
             train_loss_every_steps=settings.train_loss_every_steps,
@@ -84,7 +86,7 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
             early_stopping=spec.training.early_stopping.model_dump() if spec.training.early_stopping else None,
             device=resolve_device(settings.device),
         )
-        trainer = Trainer(net, optimizer, prepared.tensors, config, ctx)
+        trainer = make_trainer(arch.task, net, spec, prepared, config, ctx)
         result = trainer.fit()
         if ctx.resumed_from_step is not None:
             append_log(store, job_id, f"attempt {job.attempt} resumed from the checkpoint at step {ctx.resumed_from_step}")
@@ -93,9 +95,11 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
             metadata = {
                 "id": model_id, "job_id": job_id, "name": spec.name, "architecture": arch.name, "params": spec.model.params,
                 "input_shape": list(prepared.preprocessing.input_shape), "sample_shape": list(prepared.preprocessing.sample_shape),
-                "class_names": prepared.class_names, "preprocessing": prepared.preprocessing.to_dict(),
+                "class_names": prepared.class_names if arch.task == "classify" else [], "preprocessing": prepared.preprocessing.to_dict(),
                 "metrics": result.final_metrics, "parameter_count": sum(p.numel() for p in net.parameters()),
             }
+            if arch.task == "generate":  # how generated images map back to raw units
+                metadata["preprocessing"]["output_range"] = {"low": trainer.data_low.tolist(), "high": trainer.data_high.tolist()}
             artifact, size = save_model(store, model_id, net, metadata)
             outcome = {"state": "succeeded", "model": (model_id, metadata, artifact, size)}
         elif result.stop_reason == "cancelled":
@@ -123,6 +127,17 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
     if outcome["state"] == "queued":
         return _hand_back(settings, sessions, store, job, me)
     return with_retries(lambda: _record_outcome(sessions, store, job, me, outcome), f"job {job_id}: record outcome")
+
+
+def make_trainer(task: str, net, spec: JobSpec, prepared, config: TrainConfig, ctx):
+    """The loop for the architecture's task: classifiers, GANs (their own adversarial loop), RBMs (CD-k)."""
+    optimizer_spec = spec.training.optimizer.model_dump()
+    if task == "generate":
+        betas = tuple(optimizer_spec.get("betas", (0.5, 0.999)))
+        return GANTrainer(net, prepared.tensors, config, ctx, lr=optimizer_spec["lr"], betas=betas)
+    if task == "reconstruct":
+        return RBMTrainer(net, prepared.tensors, config, ctx, lr=optimizer_spec["lr"], momentum=optimizer_spec.get("momentum", 0.5), raw01=True)
+    return Trainer(net, build_optimizer(net, optimizer_spec), prepared.tensors, config, ctx)
 
 
 def with_retries(action, what: str, delays=(0.5, 1, 2, 4, 8, 15, 30)):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request, Response
 
 from app import inference
+from app.preprocessing import Preprocessing
+from app.services.datasets import png_grid
 from app.deps import CallerDep, SessionDep, SettingsDep
-from app.schemas import ModelList, ModelOut, PredictIn, PredictOut
+from app.schemas import GenerateIn, GenerateOut, ModelList, ModelOut, PredictIn, PredictOut, TransformIn, TransformOut
 from app.services import trained_models
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -35,3 +39,22 @@ def predict(model_id: str, body: PredictIn, caller: CallerDep, session: SessionD
     x = inference.samples_array(body.inputs, tuple(record.sample_shape), settings.max_predict_samples)
     loaded = request.app.state.model_cache.get(record)
     return inference.predict(loaded, x, body.lengths)
+
+
+@router.post("/{model_id}/generate", response_model=GenerateOut, responses={200: {"content": {"image/png": {}}}})
+def generate(
+    model_id: str, body: GenerateIn, caller: CallerDep, session: SessionDep, request: Request,
+    format: Literal["json", "png"] = "json",
+):
+    record = trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id)
+    samples = inference.generate(request.app.state.model_cache.get(record), body.n, body.seed)
+    if format == "png":
+        return Response(png_grid(samples, 1.0 / Preprocessing.from_dict(record.preprocessing).scale), media_type="image/png")
+    return {"samples": samples.tolist()}
+
+
+@router.post("/{model_id}/transform", response_model=TransformOut)
+def transform(model_id: str, body: TransformIn, caller: CallerDep, session: SessionDep, settings: SettingsDep, request: Request):
+    record = trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id)
+    x = inference.samples_array(body.inputs, tuple(record.sample_shape), settings.max_predict_samples)
+    return inference.transform(request.app.state.model_cache.get(record), x)

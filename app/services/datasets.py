@@ -118,10 +118,11 @@ def preview(*, store: ArtifactStore, dataset: Dataset, n: int) -> tuple[bytes, s
     labels = [dataset.class_names[int(v)] for v in y] if y is not None and dataset.class_names else None
     if dataset.kind != "image":
         return {"samples": np.asarray(x).tolist(), "labels": labels, "columns": dataset.details.get("feature_names")}
-    return _png_grid(np.asarray(x, dtype=np.float32), dataset.value_max), "image/png"
+    return png_grid(np.asarray(x, dtype=np.float32), dataset.value_max), "image/png"
 
 
-def _png_grid(x: np.ndarray, value_max: float) -> bytes:
+def png_grid(x: np.ndarray, value_max: float) -> bytes:
+    """Samples (N, H, W) or (N, C, H, W) in raw units as one PNG grid, scaled up for viewing."""
     from PIL import Image
 
     if x.ndim == 3:

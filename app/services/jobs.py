@@ -45,7 +45,7 @@ def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None 
             sample_shape=info.sample_shape, value_max=info.value_max, input_kind=arch.input.kind,
             input_size=arch.input.size, input_channels=arch.input.channels, tokens=info.tokens, vocab_size=info.vocab_size,
         )
-        arch.check(params, pre.input_shape, info.num_classes, vocab_size=pre.vocab_size)
+        arch.check(params, pre.input_shape, max(info.num_classes, 1), vocab_size=pre.vocab_size)
     except (preprocessing.IncompatibleInput, models.ArchitectureError) as exc:
         raise InvalidInput(str(exc), [detail(["body", "model"], str(exc))]) from None
     filled = dataclasses.asdict(params)
@@ -74,13 +74,14 @@ def _check_transfer(spec: JobSpec, source: TrainedModel, params: dict[str, Any],
 
 
 def _check_dataset_fits(spec: JobSpec, info: DatasetInfo) -> None:
-    if info.task != "classification":
+    classifier = spec.model.architecture not in models.names() or models.get(spec.model.architecture).task == "classify"
+    if classifier and info.task != "classification":
         raise InvalidInput(
             f"dataset {info.ref!r} has no labels; {spec.model.architecture} is a classifier",
             [detail(["body", "data", "dataset"], "a classifier needs a labelled dataset")],
         )
     fraction = spec.data.validation_fraction
-    if fraction > 0:
+    if fraction > 0 and info.task == "classification":
         held_out = int(info.num_samples * fraction)
         if held_out < info.num_classes or info.num_samples - held_out < info.num_classes:
             raise InvalidInput(
