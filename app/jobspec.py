@@ -96,6 +96,8 @@ class TrainingSpec(_Strict):
     grad_clip_norm: float | None = Field(None, gt=0, le=1e6, description="clip the gradients' global L2 norm")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
     early_stopping: EarlyStoppingSpec | None = None
+    mixed_precision: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto", description="GPU only: auto = bf16 autocast where the GPU has it (and channels-last for convolutions); ignored on CPU")
     max_runtime_seconds: int | None = Field(None, ge=1, le=30 * 24 * 3600, description="past it the job fails with reason timeout")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="checkpoint every N steps too, not only at each epoch's end")
 

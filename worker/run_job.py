@@ -84,6 +84,7 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
             label_smoothing=spec.training.label_smoothing,
             frozen_modules=tuple(init.freeze) if init else (),
             early_stopping=spec.training.early_stopping.model_dump() if spec.training.early_stopping else None,
+            mixed_precision=spec.training.mixed_precision,
             device=resolve_device(settings.device),
         )
         trainer = make_trainer(arch.task, net, spec, prepared, config, ctx)

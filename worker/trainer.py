@@ -57,6 +57,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     frozen_modules: tuple[str, ...] = ()  # kept in eval mode too, so their batch-norm statistics stay fixed
     early_stopping: dict[str, Any] | None = None
+    mixed_precision: str = "auto"  # auto: bf16 autocast on a CUDA device that has it, off elsewhere
     device: str = "cpu"
 
 
@@ -73,6 +74,18 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
+
+
+def autocast_dtype(choice: str, device: torch.device) -> torch.dtype | None:
+    """bf16 needs no loss scaling, so it is the automatic choice; fp16 (with a gradient scaler) only when
+    asked. Never on the CPU, where autocast slows these models down."""
+    if device.type != "cuda" or choice == "off":
+        return None
+    if choice == "fp16":
+        return torch.float16
+    if choice == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
 
 
 def forward(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -98,6 +111,11 @@ class Trainer:
         self.device = torch.device(config.device)
         # Datasets are small next to device memory: move them once, then every batch is a device-side gather.
         self.model = model.to(self.device)
+        self.autocast_dtype = autocast_dtype(config.mixed_precision, self.device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
+        if self.device.type == "cuda" and data.x_train.ndim == 4:
+            # Tensor cores want NHWC for convolutions; weights follow here, inputs per batch below.
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = optimizer
         self.data = TensorData(*(t.to(self.device) if t is not None else None for t in (
             data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test,
@@ -128,6 +146,7 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "last_metrics": pos.last_metrics,
             "schedule": self.schedule.state_dict(),
+            "grad_scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "early_stopping": {"best": pos.es_best, "bad_epochs": pos.es_bad, "best_metrics": pos.es_best_metrics,
                                "best_model": pos.es_best_model or {}},
         }
@@ -136,6 +155,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])  # follows the parameters' device
         self.schedule.load_state_dict(state["schedule"])
+        if self.scaler is not None and state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and state.get("cuda_rng"):
             torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -207,13 +228,27 @@ class Trainer:
                         group["lr"] = self.schedule.lr(pos.step)
                 optimizer.zero_grad(set_to_none=True)
                 lb = lengths.index_select(0, idx) if lengths is not None else None
-                loss = F.cross_entropy(forward(model, xb, lb), yb, label_smoothing=cfg.label_smoothing)
+                if self.autocast_dtype is not None:
+                    if xb.ndim == 4:
+                        xb = xb.contiguous(memory_format=torch.channels_last)
+                    with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+                        loss = F.cross_entropy(forward(model, xb, lb).float(), yb, label_smoothing=cfg.label_smoothing)
+                else:
+                    loss = F.cross_entropy(forward(model, xb, lb), yb, label_smoothing=cfg.label_smoothing)
                 if self._l1_params:
                     loss = loss + cfg.l1 * sum(p.abs().sum() for p in self._l1_params)
-                loss.backward()
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.unscale_(optimizer)  # so clipping sees true gradient norms
+                else:
+                    loss.backward()
                 if cfg.grad_clip_norm:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm)
-                optimizer.step()
+                if self.scaler is not None:
+                    self.scaler.step(optimizer)
+                    self.scaler.update()
+                else:
+                    optimizer.step()
                 pos.step += 1
                 pos.batch += 1
                 pos.loss_sum += loss.detach() * len(idx)
