@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from models.gan import GAN
 from worker.context import TrainingContext
-from worker.trainer import NonFiniteLoss, TensorData, TrainConfig, TrainResult
+from worker.trainer import NonFiniteLoss, StepBookkeeping, TensorData, TrainConfig, TrainResult
 
 EPS = 1e-8
 # Per-epoch running sums, kept on the device so the hot loop never synchronises.
@@ -172,8 +172,7 @@ class GANTrainer:
             self.noise.manual_seed(cfg.seed + 1)  # a stream of its own, not the shuffle's
             torch.manual_seed(cfg.seed)
             pos = _Position(epoch_rng=shuffle.get_state(), sums=torch.zeros(SUMS, device=self.device))
-        deadline = time.monotonic() + cfg.max_runtime_seconds if cfg.max_runtime_seconds else None
-        every, ckpt_every = cfg.train_loss_every_steps, cfg.checkpoint_every_steps
+        book = StepBookkeeping(ctx, cfg, self.total_steps, self._checkpoint)
 
         while pos.epoch < cfg.epochs:
             epoch_number = pos.epoch + 1
@@ -189,21 +188,8 @@ class GANTrainer:
                 d_loss, g_loss = self._step(x.index_select(0, idx), pos.sums)
                 pos.step += 1
                 pos.batch += 1
-                if pos.step % every == 0:
-                    values = {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
-                    for value in values.values():
-                        if not math.isfinite(value):
-                            raise NonFiniteLoss(value, pos.step, epoch_number)
-                    ctx.report(values, step=pos.step, epoch=epoch_number)
-                    ctx.set_progress(epoch=pos.epoch, step=pos.step, total_steps=self.total_steps)
-                if ckpt_every and pos.step % ckpt_every == 0 and batch_start + bs < n:
-                    self._checkpoint(pos, None)
-                reason = ctx.stop_reason()
-                if reason is None and deadline is not None and time.monotonic() > deadline:
-                    reason = "timeout"
+                reason = book.after_step(pos, epoch_number, lambda: {"d_loss": d_loss.item(), "g_loss": g_loss.item()}, batch_start + bs < n)
                 if reason is not None:
-                    if reason in ("shutdown", "timeout"):  # never after "lease_lost": the job is someone else's
-                        self._checkpoint(pos, None)
                     return TrainResult(reason, pos.epoch, pos.step, pos.last_metrics)
             seconds = time.perf_counter() - started
 

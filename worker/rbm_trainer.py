@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from models.rbm import RBM
 from worker.context import TrainingContext
-from worker.trainer import NonFiniteLoss, TensorData, TrainConfig, TrainResult
+from worker.trainer import NonFiniteLoss, StepBookkeeping, TensorData, TrainConfig, TrainResult
 
 EVAL_BATCH = 1024
 EPS = 1e-8
@@ -184,8 +184,7 @@ class RBMTrainer:
             torch.manual_seed(cfg.seed)
             self._init_visible_bias()
             pos = _Position(epoch_rng=shuffle.get_state(), error_sum=torch.zeros((), device=self.device))
-        deadline = time.monotonic() + cfg.max_runtime_seconds if cfg.max_runtime_seconds else None
-        every, ckpt_every = cfg.train_loss_every_steps, cfg.checkpoint_every_steps
+        book = StepBookkeeping(ctx, cfg, self.total_steps, self._checkpoint)
 
         while pos.epoch < cfg.epochs:
             epoch_number = pos.epoch + 1
@@ -203,20 +202,8 @@ class RBMTrainer:
                 pos.batch += 1
                 pos.seen += len(v0)
                 pos.error_sum += error * len(v0)
-                if pos.step % every == 0:
-                    value = error.item()
-                    if not math.isfinite(value):
-                        raise NonFiniteLoss(value, pos.step, epoch_number)
-                    ctx.report({"train_reconstruction_error": value}, step=pos.step, epoch=epoch_number)
-                    ctx.set_progress(epoch=pos.epoch, step=pos.step, total_steps=self.total_steps)
-                if ckpt_every and pos.step % ckpt_every == 0 and batch_start + bs < n:
-                    self._checkpoint(pos, None)
-                reason = ctx.stop_reason()
-                if reason is None and deadline is not None and time.monotonic() > deadline:
-                    reason = "timeout"
+                reason = book.after_step(pos, epoch_number, lambda: {"train_reconstruction_error": error.item()}, batch_start + bs < n)
                 if reason is not None:
-                    if reason in ("shutdown", "timeout"):  # never after "lease_lost": the job is someone else's
-                        self._checkpoint(pos, None)
                     return TrainResult(reason, pos.epoch, pos.step, pos.last_metrics)
             seconds = time.perf_counter() - started
 

@@ -61,6 +61,35 @@ class TrainConfig:
     device: str = "cpu"
 
 
+class StepBookkeeping:
+    """What every training loop does after each step: sample values every N steps (refusing
+    NaN/inf), checkpoint every N steps if asked, and honour stop requests and the deadline, with a
+    checkpoint on the way out of a shutdown or a timeout (never after a lost lease: the job is
+    someone else's then). Returns the stop reason, or None to go on."""
+
+    def __init__(self, ctx: TrainingContext, config: "TrainConfig", total_steps: int, checkpoint):
+        self.ctx, self.total_steps, self.checkpoint = ctx, total_steps, checkpoint
+        self.every, self.ckpt_every = config.train_loss_every_steps, config.checkpoint_every_steps
+        self.deadline = time.monotonic() + config.max_runtime_seconds if config.max_runtime_seconds else None
+
+    def after_step(self, pos, epoch_number: int, sample, more_in_epoch: bool) -> str | None:
+        if pos.step % self.every == 0:
+            values = sample()
+            for value in values.values():
+                if not math.isfinite(value):
+                    raise NonFiniteLoss(value, pos.step, epoch_number)
+            self.ctx.report(values, step=pos.step, epoch=epoch_number)
+            self.ctx.set_progress(epoch=pos.epoch, step=pos.step, total_steps=self.total_steps)
+        if self.ckpt_every and pos.step % self.ckpt_every == 0 and more_in_epoch:
+            self.checkpoint(pos, None)
+        reason = self.ctx.stop_reason()
+        if reason is None and self.deadline is not None and time.monotonic() > self.deadline:
+            reason = "timeout"
+        if reason in ("shutdown", "timeout"):
+            self.checkpoint(pos, None)
+        return reason
+
+
 @dataclass
 class TrainResult:
     stop_reason: str | None  # None when every epoch ran
@@ -204,8 +233,7 @@ class Trainer:
             generator.manual_seed(cfg.seed)
             torch.manual_seed(cfg.seed)
             pos = _Position(epoch_rng=generator.get_state(), loss_sum=torch.zeros((), device=self.device))
-        deadline = time.monotonic() + cfg.max_runtime_seconds if cfg.max_runtime_seconds else None
-        every, ckpt_every = cfg.train_loss_every_steps, cfg.checkpoint_every_steps
+        book = StepBookkeeping(ctx, cfg, self.total_steps, self._checkpoint)
         augmenting = bool(cfg.crop_padding or cfg.horizontal_flip)
         scheduled = self.schedule.name != "constant" or self.schedule.warmup_steps > 0
 
@@ -252,20 +280,8 @@ class Trainer:
                 pos.step += 1
                 pos.batch += 1
                 pos.loss_sum += loss.detach() * len(idx)
-                if pos.step % every == 0:
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        raise NonFiniteLoss(value, pos.step, epoch_number)
-                    ctx.report({"train_loss": value}, step=pos.step, epoch=epoch_number)
-                    ctx.set_progress(epoch=pos.epoch, step=pos.step, total_steps=self.total_steps)
-                if ckpt_every and pos.step % ckpt_every == 0 and batch_start + bs < n:
-                    self._checkpoint(pos, None)
-                reason = ctx.stop_reason()
-                if reason is None and deadline is not None and time.monotonic() > deadline:
-                    reason = "timeout"
+                reason = book.after_step(pos, epoch_number, lambda: {"train_loss": loss.item()}, batch_start + bs < n)
                 if reason is not None:
-                    if reason in ("shutdown", "timeout"):  # never after "lease_lost": the job is someone else's
-                        self._checkpoint(pos, None)
                     return TrainResult(reason, pos.epoch, pos.step, pos.last_metrics)
             seconds = time.perf_counter() - started
 

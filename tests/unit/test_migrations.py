@@ -1,6 +1,5 @@
 """Alembic is the only way the schema is made: the tables and the migrations must agree."""
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 

@@ -10,7 +10,7 @@ from worker.context import LocalContext
 from worker.data import load_raw, prepare
 from worker.model_files import save_model
 from worker.optim import build_optimizer
-from worker.trainer import TensorData, TrainConfig, Trainer
+from worker.trainer import TrainConfig, Trainer
 from worker.transfer import head_of, init_from
 
 ADAM = {"name": "adam", "lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
