@@ -21,11 +21,13 @@ from app.settings import Settings
 
 MNIST = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "mnist"
 UPLOAD_LIMIT = 4 * 1024 * 1024
+UNCOMPRESSED_LIMIT = 16 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory) -> Settings:
-    s = Settings(data_dir=tmp_path_factory.mktemp("kiln-ds"), max_upload_bytes=UPLOAD_LIMIT, max_zip_entries=500)
+    s = Settings(data_dir=tmp_path_factory.mktemp("kiln-ds"), max_upload_bytes=UPLOAD_LIMIT, max_zip_entries=500,
+                 max_uncompressed_bytes=UNCOMPRESSED_LIMIT)
     bootstrap.prepare(s)
     return s
 
@@ -198,8 +200,17 @@ def test_over_the_size_limit_is_413(client, clean):
 
 
 def test_zip_bomb_is_refused_by_its_compression_ratio(client, clean):
-    bomb = zip_bytes({"c/a.png": b"\0" * (20 * 1024 * 1024)})
+    bomb = zip_bytes({"c/a.png": b"\0" * (10 * 1024 * 1024)})  # ~1000x, under the total size limit
     bad(upload(client, clean, "image-zip", [("bomb.zip", bomb)]), 413, "bomb.zip", "ZIP bomb")
+
+
+def test_zip_expanding_past_the_total_size_limit_is_413(client, clean):
+    # Each entry compresses only ~30x (under the ratio limit); together they pass 16 MiB.
+    rng = np.random.default_rng(0)
+    block = lambda: b"".join(rng.integers(0, 256, 40, dtype=np.uint8).tobytes() + bytes(984) for _ in range(1024))  # noqa: E731
+    archive = zip_bytes({f"c{i % 2}/{i}.png": block() for i in range(18)})
+    assert len(archive) < UPLOAD_LIMIT
+    bad(upload(client, clean, "image-zip", [("big.zip", archive)]), 413, "big.zip", "uncompressed size over the limit")
 
 
 def test_zip_with_too_many_entries_is_413(client, clean):
