@@ -94,7 +94,9 @@ class TrainingSpec(_Strict):
     augmentation: AugmentationSpec | None = None
     lr_schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     grad_clip_norm: float | None = Field(None, gt=0, le=1e6, description="clip the gradients' global L2 norm")
-    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
+    loss: Literal["cross_entropy", "mse", "bce"] = Field(
+        "cross_entropy", description="classifiers: cross entropy; or MSE (softmax vs one-hot) or BCE (per-class sigmoid vs one-hot)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing (all three losses)")
     early_stopping: EarlyStoppingSpec | None = None
     mixed_precision: Literal["auto", "off", "bf16", "fp16"] = Field(
         "auto", description="GPU only: auto = bf16 autocast where the GPU has it (and channels-last for convolutions); ignored on CPU")

@@ -81,7 +81,7 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
             crop_padding=spec.training.augmentation.random_crop_padding if spec.training.augmentation else 0,
             horizontal_flip=spec.training.augmentation.horizontal_flip if spec.training.augmentation else False,
             lr_schedule=spec.training.lr_schedule.model_dump(), grad_clip_norm=spec.training.grad_clip_norm,
-            label_smoothing=spec.training.label_smoothing,
+            label_smoothing=spec.training.label_smoothing, loss=spec.training.loss,
             frozen_modules=tuple(init.freeze) if init else (),
             early_stopping=spec.training.early_stopping.model_dump() if spec.training.early_stopping else None,
             mixed_precision=spec.training.mixed_precision,

@@ -55,6 +55,7 @@ class TrainConfig:
     lr_schedule: dict[str, Any] | None = None
     grad_clip_norm: float | None = None
     label_smoothing: float = 0.0
+    loss: str = "cross_entropy"  # or "mse", "bce" (against one-hot targets)
     frozen_modules: tuple[str, ...] = ()  # kept in eval mode too, so their batch-norm statistics stay fixed
     early_stopping: dict[str, Any] | None = None
     mixed_precision: str = "auto"  # auto: bf16 autocast on a CUDA device that has it, off elsewhere
@@ -121,8 +122,26 @@ def forward(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None) -> 
     return model(x) if lengths is None else model(x, lengths)
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over a whole split."""
+def classification_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "cross_entropy",
+                        label_smoothing: float = 0.0, reduction: str = "mean") -> torch.Tensor:
+    """Cross entropy on logits; or, as in the older literature, MSE between softmax outputs and
+    one-hot targets, or BCE between per-class sigmoids and one-hot targets."""
+    if kind == "cross_entropy":
+        return F.cross_entropy(logits, target, label_smoothing=label_smoothing, reduction=reduction)
+    one_hot = F.one_hot(target, logits.shape[1]).to(logits.dtype)
+    if label_smoothing:
+        one_hot = one_hot * (1 - label_smoothing) + label_smoothing / logits.shape[1]
+    if kind == "mse":
+        per_sample = F.mse_loss(torch.softmax(logits, dim=1), one_hot, reduction="none").sum(1)
+    elif kind == "bce":
+        per_sample = F.binary_cross_entropy_with_logits(logits, one_hot, reduction="none").sum(1)
+    else:
+        raise ValueError(f"unknown loss {kind!r}")
+    return per_sample.sum() if reduction == "sum" else per_sample.mean()
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None = None, loss: str = "cross_entropy") -> tuple[float, float]:
+    """Mean loss (the one trained on) and accuracy over a whole split."""
     model.eval()
     loss_sum, correct = 0.0, 0
     with torch.inference_mode():
@@ -130,7 +149,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lengths: torch.
             rows = slice(start, start + EVAL_BATCH)
             out = forward(model, x[rows], lengths[rows] if lengths is not None else None)
             target = y[start : start + EVAL_BATCH]
-            loss_sum += F.cross_entropy(out, target, reduction="sum").item()
+            loss_sum += classification_loss(out, target, loss, reduction="sum").item()
             correct += (out.argmax(1) == target).sum().item()
     return loss_sum / len(x), correct / len(x)
 
@@ -260,9 +279,9 @@ class Trainer:
                     if xb.ndim == 4:
                         xb = xb.contiguous(memory_format=torch.channels_last)
                     with torch.autocast(self.device.type, dtype=self.autocast_dtype):
-                        loss = F.cross_entropy(forward(model, xb, lb).float(), yb, label_smoothing=cfg.label_smoothing)
+                        loss = classification_loss(forward(model, xb, lb).float(), yb, cfg.loss, cfg.label_smoothing)
                 else:
-                    loss = F.cross_entropy(forward(model, xb, lb), yb, label_smoothing=cfg.label_smoothing)
+                    loss = classification_loss(forward(model, xb, lb), yb, cfg.loss, cfg.label_smoothing)
                 if self._l1_params:
                     loss = loss + cfg.l1 * sum(p.abs().sum() for p in self._l1_params)
                 if self.scaler is not None:
@@ -295,7 +314,7 @@ class Trainer:
                 "epoch_seconds": seconds,
             }
             if self.data.x_val is not None and len(self.data.x_val):
-                metrics["val_loss"], metrics["val_accuracy"] = evaluate(model, self.data.x_val, self.data.y_val, self.data.lengths_val)
+                metrics["val_loss"], metrics["val_accuracy"] = evaluate(model, self.data.x_val, self.data.y_val, self.data.lengths_val, cfg.loss)
             self.schedule.end_of_epoch(metrics)
             stop_early = self._early_stopping(pos, metrics)
             pos.epoch, pos.batch, pos.epoch_rng = epoch_number, 0, generator.get_state()
@@ -312,7 +331,7 @@ class Trainer:
             model.load_state_dict(pos.es_best_model)
             final = dict(pos.es_best_metrics)
         if self.data.x_test is not None and len(self.data.x_test):
-            test = dict(zip(("test_loss", "test_accuracy"), evaluate(model, self.data.x_test, self.data.y_test, self.data.lengths_test)))
+            test = dict(zip(("test_loss", "test_accuracy"), evaluate(model, self.data.x_test, self.data.y_test, self.data.lengths_test, cfg.loss)))
             ctx.report(test, step=pos.step, epoch=pos.epoch)
             final |= test
         return TrainResult(None, pos.epoch, pos.step, final)

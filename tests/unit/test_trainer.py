@@ -147,3 +147,22 @@ def test_timeout_stops_between_batches_and_keeps_a_checkpoint(digits_vector):
     result = trainer.fit()
     assert result.stop_reason == "timeout" and result.epochs_done < 50
     assert ctx.checkpoints[-1]["step"] == result.steps_done
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_mse_and_bce_losses_train_too(digits_vector, loss):
+    trainer = make_trainer(digits_vector, LocalContext(), optimizer={"name": "adam", "lr": 3e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}, loss=loss)
+    result = trainer.fit()
+    assert result.final_metrics["val_accuracy"] > 0.8
+
+
+def test_the_three_losses_agree_on_a_perfect_prediction_and_differ_otherwise():
+    from worker.trainer import classification_loss
+
+    target = torch.tensor([0, 2])
+    confident = torch.tensor([[20.0, -20.0, -20.0], [-20.0, -20.0, 20.0]])
+    for kind in ("cross_entropy", "mse", "bce"):
+        assert classification_loss(confident, target, kind).item() < 1e-6
+    wrong = torch.tensor([[-5.0, 5.0, 0.0], [5.0, 0.0, -5.0]])
+    values = {kind: classification_loss(wrong, target, kind).item() for kind in ("cross_entropy", "mse", "bce")}
+    assert all(v > 0.5 for v in values.values()) and len(set(values.values())) == 3
