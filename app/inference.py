@@ -41,12 +41,13 @@ class LoadedModel:
 
 def load(store: ArtifactStore, record: TrainedModel) -> LoadedModel:
     arch = models.get(record.architecture)
+    params = arch.make_params(record.params)
     pre = preprocessing.Preprocessing.from_dict(record.preprocessing)
-    net = arch.build(arch.make_params(record.params), tuple(record.input_shape), len(record.class_names), vocab_size=pre.vocab_size)
+    net = arch.build(params, tuple(record.input_shape), len(record.class_names), vocab_size=pre.vocab_size)
     net.load_state_dict(load_file(store.path(f"{record.artifact_path}/{MODEL_WEIGHTS}")), strict=True)
     net.eval()
     nbytes = sum(t.numel() * t.element_size() for t in net.state_dict().values())
-    return LoadedModel(net, pre, list(record.class_names), nbytes, takes_lengths=arch.input.kind == "sequence", task=arch.task,
+    return LoadedModel(net, pre, list(record.class_names), nbytes, takes_lengths=arch.input_spec(params).kind == "sequence", task=arch.task,
                        name=record.architecture, output_range=record.preprocessing.get("output_range"))
 
 

@@ -41,10 +41,16 @@ class Architecture:
     params_type: type
     input: InputSpec
     example_input_shape: tuple[int, ...]
-    build_fn: Callable[[Any, tuple[int, ...], int], nn.Module]
+    build_fn: Callable[..., nn.Module]
+    # For a family whose input depends on its params (``sequential``: images, or sequences when
+    # its stack starts with an embedding or holds recurrent/attention layers).
+    input_for: Callable[[Any], InputSpec] | None = None
+
+    def input_spec(self, params: Any) -> InputSpec:
+        return self.input_for(params) if self.input_for is not None else self.input
 
     def build(self, params: Any, input_shape: tuple[int, ...], num_classes: int, vocab_size: int | None = None) -> nn.Module:
-        if self.input.kind == "sequence":
+        if self.input_spec(params).kind == "sequence":
             return self.build_fn(params, tuple(input_shape), num_classes, vocab_size=vocab_size)
         return self.build_fn(params, tuple(input_shape), num_classes)
 
@@ -60,7 +66,8 @@ class Architecture:
             with torch.device("meta"):
                 net = self.build(params, input_shape, num_classes, vocab_size=vocab_size)
                 sample = torch.empty((2, *input_shape), dtype=torch.long if vocab_size else torch.float32)
-                out = net(sample, torch.full((2,), input_shape[0], dtype=torch.long)) if self.input.kind == "sequence" else net(sample)
+                sequence = self.input_spec(params).kind == "sequence"
+                out = net(sample, torch.full((2,), input_shape[0], dtype=torch.long)) if sequence else net(sample)
         except ArchitectureError:
             raise
         except (RuntimeError, ValueError) as exc:

@@ -62,9 +62,10 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
         spec = JobSpec.model_validate(job.spec)
         arch = models.get(spec.model.architecture)
         params = arch.make_params(spec.model.params)
+        takes = arch.input_spec(params)
         prepared = prepare(
-            load_raw(spec.data.dataset, store), input_kind=arch.input.kind, input_size=arch.input.size,
-            input_channels=arch.input.channels, validation_fraction=spec.data.validation_fraction, seed=spec.seed,
+            load_raw(spec.data.dataset, store), input_kind=takes.kind, input_size=takes.size,
+            input_channels=takes.channels, validation_fraction=spec.data.validation_fraction, seed=spec.seed,
             use_test_split=spec.data.use_test_split,
             standardize=arch.task == "classify",  # generative models learn data scaled to [0, 1]
         )

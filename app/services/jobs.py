@@ -39,16 +39,23 @@ def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None 
     _check_dataset_fits(spec, info)
     arch = models.get(spec.model.architecture)
     try:
-        if info.kind == "sequence" and arch.input.kind == "image":
+        takes = arch.input_spec(params)
+        if info.kind == "sequence" and takes.kind == "image":
             raise preprocessing.IncompatibleInput(f"{arch.name} takes images, dataset {info.ref!r} holds sequences")
         pre = preprocessing.plan(
-            sample_shape=info.sample_shape, value_max=info.value_max, input_kind=arch.input.kind,
-            input_size=arch.input.size, input_channels=arch.input.channels, tokens=info.tokens, vocab_size=info.vocab_size,
+            sample_shape=info.sample_shape, value_max=info.value_max, input_kind=takes.kind,
+            input_size=takes.size, input_channels=takes.channels, tokens=info.tokens, vocab_size=info.vocab_size,
         )
         arch.check(params, pre.input_shape, max(info.num_classes, 1), vocab_size=pre.vocab_size)
     except (preprocessing.IncompatibleInput, models.ArchitectureError) as exc:
         raise InvalidInput(str(exc), [detail(["body", "model"], str(exc))]) from None
     filled = dataclasses.asdict(params)
+    augmentation = spec.training.augmentation
+    if augmentation and (augmentation.random_crop_padding or augmentation.horizontal_flip) and takes.kind == "sequence":
+        raise InvalidInput(
+            f"image augmentation asked for, but {arch.name} reads dataset {info.ref!r} as sequences",
+            [detail(["body", "training", "augmentation"], "only for networks that take images")],
+        )
     if source is not None:
         _check_transfer(spec, source, filled, pre.input_shape, info.num_classes, arch.top_level_modules(params, pre.input_shape, info.num_classes, vocab_size=pre.vocab_size))
     return filled
@@ -95,11 +102,9 @@ def _check_dataset_fits(spec: JobSpec, info: DatasetInfo) -> None:
                 [detail(["body", "data", "validation_fraction"], "a class has too few samples to split")],
             )
     augmentation = spec.training.augmentation
-    takes_images = models.get(spec.model.architecture).input.kind != "sequence" if spec.model.architecture in models.names() else True
-    if augmentation and (augmentation.random_crop_padding or augmentation.horizontal_flip) and (info.kind != "image" or not takes_images):
+    if augmentation and (augmentation.random_crop_padding or augmentation.horizontal_flip) and info.kind != "image":
         raise InvalidInput(
-            f"image augmentation asked for, but dataset {info.ref!r} holds {info.kind} samples"
-            + ("" if takes_images else f" read as sequences by {spec.model.architecture}"),
+            f"image augmentation asked for, but dataset {info.ref!r} holds {info.kind} samples",
             [detail(["body", "training", "augmentation"], "only for image datasets")],
         )
 
