@@ -34,6 +34,9 @@ TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None = None) -> dict[str, Any]:
     """Checks that need the registry, the dataset and (transfer learning) the source model.
     Returns the params with defaults filled."""
+    if source is not None and source.architecture != spec.model.architecture:
+        message = f"incompatible init_from: model {source.id} is a {source.architecture}, not a {spec.model.architecture}"
+        raise InvalidInput(message, [detail(["body", "model", "init_from", "model_id"], message)])
     raw_params = spec.model.params if (source is None or spec.model.params) else source.params
     params = architectures.validate_params(spec.model.architecture, raw_params, ["body", "model", "params"])
     _check_dataset_fits(spec, info)
@@ -65,9 +68,7 @@ def _check_transfer(spec: JobSpec, source: TrainedModel, params: dict[str, Any],
     init = spec.model.init_from
     loc = ["body", "model", "init_from"]
     problems = []
-    if source.architecture != spec.model.architecture:
-        problems.append((loc + ["model_id"], f"model {source.id} is a {source.architecture}, not a {spec.model.architecture}"))
-    elif source.params != params:
+    if source.params != params:
         problems.append((["body", "model", "params"], f"params differ from model {source.id}'s {source.params}; weights would not fit"))
     if list(source.input_shape) != list(input_shape):
         problems.append((loc + ["model_id"], f"model {source.id} takes input {source.input_shape}, this dataset gives {list(input_shape)}"))
