@@ -4,9 +4,26 @@
 
 Each entry names a ``torch.nn`` layer in lower case; its other keys are that constructor's keyword
 arguments, taken only from a whitelist with bounds. Input sizes (``in_features``, ``in_channels``,
-``num_features``) come from the running shape, which is tracked layer by layer, so a mismatch is
-reported at the layer that causes it. Nothing the user writes is evaluated: a type name only
-selects an entry of ``LAYER_TYPES``.
+``num_features``, ``input_size``, ``embed_dim``, and ``num_embeddings`` from the dataset's
+vocabulary) come from the running shape, which is tracked layer by layer, so a mismatch is reported
+at the layer that causes it. Nothing the user writes is evaluated: a type name only selects an entry
+of ``LAYER_TYPES``.
+
+What the network takes follows from its layers (``_input_for``): an ``embedding`` first takes token
+ids (T,); ``lstm``, ``gru`` or ``multiheadattention`` anywhere take float sequences (T, F); anything
+else takes images (C, H, W). On sequences:
+
+- ``embedding`` maps (T,) to (T, embedding_dim); token id 0 pads and embeds to zeros (``padding_idx``
+  is fixed to 0).
+- ``lstm`` / ``gru`` map (T, F) to (T, hidden_size x directions) and return only the output
+  sequence; ``multiheadattention`` is self-attention (query = key = value), (T, E) to (T, E), and
+  returns only the attention output. All are batch first.
+- ``linear`` (and ``batchnorm1d``) still need a flat input: ``flatten`` turns (T, H) into (T*H),
+  which fixes the sequence length the network takes. Activations and ``dropout`` take any shape;
+  conv, pool and ``batchnorm2d`` take images only.
+- The forward is ``forward(x, lengths=None)`` and ignores ``lengths``: unlike the ``rnn`` family,
+  these layers read the padded positions too (padding embeds to zeros, and the network can learn
+  to discount it).
 """
 
 from __future__ import annotations
@@ -15,6 +32,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
+import torch
 from torch import nn
 
 from models.registry import Architecture, ArchitectureError, InputSpec, register
@@ -25,7 +43,9 @@ MAX_LAYERS = 64
 MAX_WIDTH = 65536  # channels and features
 MAX_WINDOW = 64  # kernel, stride, padding, dilation
 
-# Layers that need token or sequence inputs (and a ``(x, lengths)`` forward); this family takes images.
+MAX_RECURRENT_LAYERS = 8  # num_layers of one lstm or gru
+
+# Layers that make the network take sequences; ``embedding`` (first) makes it take token ids.
 SEQUENCE_LAYERS = ("embedding", "lstm", "gru", "multiheadattention")
 
 
@@ -164,13 +184,63 @@ def _plan_same_shape(where: str, shape: Shape, kw: dict[str, Any]) -> tuple[dict
 
 
 def _plan_batchnorm1d(where: str, shape: Shape, kw: dict[str, Any]) -> tuple[dict[str, Any], Shape]:
-    if len(shape) not in (1, 2):
-        raise ArchitectureError(f"{where} expects a [features] or [channels, length] input, got {list(shape)}")
-    return {"num_features": shape[0]}, shape
+    # A 2-D shape here is a [length, features] sequence, which BatchNorm1d would read as [channels, length].
+    return {"num_features": _flat_input(where, shape)}, shape
 
 
 def _plan_batchnorm2d(where: str, shape: Shape, kw: dict[str, Any]) -> tuple[dict[str, Any], Shape]:
     return {"num_features": _image_input(where, shape)[0]}, shape
+
+
+def _sequence_input(where: str, shape: Shape) -> Shape:
+    if len(shape) != 2:
+        raise ArchitectureError(f"{where} expects a [length, features] sequence input, got {list(shape)}")
+    return shape
+
+
+def _plan_embedding(where: str, shape: Shape, kw: dict[str, Any]) -> tuple[dict[str, Any], Shape]:
+    # num_embeddings comes from the vocabulary, added by _build_layer; the input was checked to be token ids.
+    return {}, (shape[0], kw["embedding_dim"])
+
+
+def _plan_recurrent(where: str, shape: Shape, kw: dict[str, Any]) -> tuple[dict[str, Any], Shape]:
+    length, features = _sequence_input(where, shape)
+    if kw.get("dropout", 0.0) > 0 and kw.get("num_layers", 1) == 1:
+        raise ArchitectureError(f"{where}: dropout acts between stacked layers; it needs num_layers > 1")
+    return {"input_size": features}, (length, kw["hidden_size"] * (2 if kw.get("bidirectional", False) else 1))
+
+
+def _plan_attention(where: str, shape: Shape, kw: dict[str, Any]) -> tuple[dict[str, Any], Shape]:
+    features = _sequence_input(where, shape)[1]
+    if features % kw["num_heads"]:
+        raise ArchitectureError(
+            f"{where}: num_heads={kw['num_heads']} must divide its {features} input features (embed_dim)"
+        )
+    return {"embed_dim": features}, shape
+
+
+# -- sequence modules: torch's layers, returning only the output sequence -------------------------
+
+
+class LSTM(nn.LSTM):
+    """``nn.LSTM`` whose forward returns the output sequence only, not ``(h, c)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x)[0]
+
+
+class GRU(nn.GRU):
+    """``nn.GRU`` whose forward returns the output sequence only, not ``h``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x)[0]
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """``nn.MultiheadAttention`` over one sequence (query = key = value), returning the output only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x, x, x, need_weights=False)[0]
 
 
 @dataclass(frozen=True)
@@ -180,9 +250,14 @@ class LayerType:
     args: dict[str, Arg] = field(default_factory=dict)
     required: tuple[str, ...] = ()
     inferred: tuple[str, ...] = ()
+    fixed: dict[str, Any] = field(default_factory=dict)  # constructor keywords set here, never by the user
 
 
 POOL_ARGS = {"kernel_size": KERNEL, "stride": STRIDE, "padding": PADDING}
+DROPOUT = Arg("float", 0.0, 1.0, high_excluded=True)
+RECURRENT_ARGS = {"hidden_size": WIDTH, "num_layers": Arg("int", 1, MAX_RECURRENT_LAYERS), "bidirectional": FLAG,
+                  "dropout": DROPOUT, "bias": FLAG}
+BATCH_FIRST = {"batch_first": True}
 
 LAYER_TYPES: dict[str, LayerType] = {
     "linear": LayerType(
@@ -203,9 +278,19 @@ LAYER_TYPES: dict[str, LayerType] = {
     "tanh": LayerType(nn.Tanh, _plan_same_shape),
     "sigmoid": LayerType(nn.Sigmoid, _plan_same_shape),
     "leakyrelu": LayerType(nn.LeakyReLU, _plan_same_shape, {"negative_slope": Arg("float", 0.0, 1.0)}),
-    "dropout": LayerType(nn.Dropout, _plan_same_shape, {"p": Arg("float", 0.0, 1.0, high_excluded=True)}),
+    "dropout": LayerType(nn.Dropout, _plan_same_shape, {"p": DROPOUT}),
     "batchnorm1d": LayerType(nn.BatchNorm1d, _plan_batchnorm1d, BATCH_NORM_ARGS, inferred=("num_features",)),
     "batchnorm2d": LayerType(nn.BatchNorm2d, _plan_batchnorm2d, BATCH_NORM_ARGS, inferred=("num_features",)),
+    "embedding": LayerType(
+        nn.Embedding, _plan_embedding, {"embedding_dim": WIDTH}, ("embedding_dim",), ("num_embeddings",),
+        {"padding_idx": 0},
+    ),
+    "lstm": LayerType(LSTM, _plan_recurrent, RECURRENT_ARGS, ("hidden_size",), ("input_size",), BATCH_FIRST),
+    "gru": LayerType(GRU, _plan_recurrent, RECURRENT_ARGS, ("hidden_size",), ("input_size",), BATCH_FIRST),
+    "multiheadattention": LayerType(
+        SelfAttention, _plan_attention, {"num_heads": WIDTH, "dropout": DROPOUT, "bias": FLAG}, ("num_heads",),
+        ("embed_dim",), BATCH_FIRST,
+    ),
 }
 
 
@@ -218,10 +303,6 @@ def _layer_type_name(index: int, spec: Any) -> str:
     name = spec.get("type")
     if not isinstance(name, str):
         raise ArchitectureError(f"layer {index} needs a \"type\", one of: {', '.join(LAYER_TYPES)}")
-    if name in SEQUENCE_LAYERS:
-        raise ArchitectureError(
-            f"layer {index} ({name}) is not supported yet: it needs sequence inputs, and this family takes images"
-        )
     if name not in LAYER_TYPES:
         raise ArchitectureError(f"layer {index} has unknown type {_show(name)}; supported: {', '.join(LAYER_TYPES)}")
     return name
@@ -233,7 +314,10 @@ def _checked_kwargs(where: str, layer_type: LayerType, spec: dict[str, Any]) -> 
         if key == "type":
             continue
         if key in layer_type.inferred:
-            raise ArchitectureError(f"{where}: {key} is inferred from the previous layer's output; leave it out")
+            source = "the dataset's vocabulary" if key == "num_embeddings" else "the previous layer's output"
+            raise ArchitectureError(f"{where}: {key} is inferred from {source}; leave it out")
+        if key in layer_type.fixed:
+            raise ArchitectureError(f"{where}: {key} is fixed to {_show(layer_type.fixed[key])} here; leave it out")
         if key not in layer_type.args:
             allowed = ", ".join(layer_type.args) or "none"
             raise ArchitectureError(f"{where}: unknown argument {_show(key)}; allowed: {allowed}")
@@ -244,40 +328,59 @@ def _checked_kwargs(where: str, layer_type: LayerType, spec: dict[str, Any]) -> 
     return kwargs
 
 
-def _build_layer(index: int, spec: Any, shape: Shape) -> tuple[nn.Module, Shape]:
+def _build_layer(index: int, spec: Any, shape: Shape, vocab_size: int | None) -> tuple[nn.Module, Shape]:
+    """``vocab_size`` is set when this layer's input is token ids (only the first layer's can be)."""
     name = _layer_type_name(index, spec)
     layer_type = LAYER_TYPES[name]
     where = f"layer {index} ({name})"
     kwargs = _checked_kwargs(where, layer_type, spec)
+    if name == "embedding" and index > 0:
+        raise ArchitectureError(f"{where} takes token ids, so it can only be the first layer")
+    if name == "embedding" and (vocab_size is None or len(shape) != 1):
+        raise ArchitectureError(
+            f"{where} takes token ids [length] from a dataset with a vocabulary, got {list(shape)}"
+            + ("" if vocab_size else " without a vocabulary size")
+        )
+    if name != "embedding" and vocab_size is not None:
+        raise ArchitectureError(f"{where} cannot take token ids; start with an embedding layer")
     inferred, out_shape = layer_type.plan(where, shape, kwargs)
+    if name == "embedding":
+        inferred["num_embeddings"] = vocab_size
     try:
-        module = layer_type.module(**inferred, **kwargs)
+        module = layer_type.module(**inferred, **layer_type.fixed, **kwargs)
     except (ValueError, TypeError, RuntimeError) as exc:  # a safety net: the checks above should catch these
         raise ArchitectureError(f"{where}: {exc}") from exc
     return module, out_shape
 
 
-def build_layers(specs: Any, input_shape: Shape) -> tuple[list[nn.Module], list[Shape]]:
-    """The modules and each one's output shape (without the batch dimension)."""
+def build_layers(specs: Any, input_shape: Shape, vocab_size: int | None = None) -> tuple[list[nn.Module], list[Shape]]:
+    """The modules and each one's output shape (without the batch dimension). ``vocab_size``: the
+    input is token ids below it, which only a first ``embedding`` layer takes."""
     if not isinstance(specs, list) or not 1 <= len(specs) <= MAX_LAYERS:
         raise ArchitectureError(f"layers must be a list of 1 to {MAX_LAYERS} layers")
+    if vocab_size is not None and (not _is_int(vocab_size) or vocab_size < 1):
+        raise ArchitectureError(f"the vocabulary size must be a positive integer, got {_show(vocab_size)}")
     modules, shapes, shape = [], [], tuple(input_shape)
     for index, spec in enumerate(specs):
-        module, shape = _build_layer(index, spec, shape)
+        module, shape = _build_layer(index, spec, shape, vocab_size if index == 0 else None)
         modules.append(module)
         shapes.append(shape)
     return modules, shapes
 
 
 class SequentialNet(nn.Module):
-    """The user's layers in order; the last one is ``classifier`` so transfer learning can reset it."""
+    """The user's layers in order; the last one is ``classifier`` so transfer learning can reset it.
+
+    ``lengths`` (sequence inputs) is accepted and ignored: every position is read, padding included;
+    token id 0 embeds to zeros.
+    """
 
     def __init__(self, layers: list[nn.Module]):
         super().__init__()
         self.features = nn.Sequential(*layers[:-1])
         self.classifier = nn.Sequential(layers[-1])
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
@@ -299,8 +402,23 @@ class SequentialParams:
     )
 
 
-def _build(params: SequentialParams, input_shape: Shape, num_classes: int) -> nn.Module:
-    layers, shapes = build_layers(params.layers, input_shape)
+IMAGE_INPUT = InputSpec(kind="image")
+SEQUENCE_INPUT = InputSpec(kind="sequence")  # token ids (T,) after an embedding, else values (T, F)
+
+
+def _layer_types(layers: Any) -> list[Any]:
+    """The "type" of each entry, or None for malformed ones: build_layers reports those."""
+    return [spec.get("type") if isinstance(spec, dict) else None for spec in layers] if isinstance(layers, list) else []
+
+
+def _input_for(params: SequentialParams) -> InputSpec:
+    """Sequences when the stack has an embedding (token ids, which must come first), an lstm, a gru or a
+    multiheadattention layer; images otherwise."""
+    return SEQUENCE_INPUT if any(t in SEQUENCE_LAYERS for t in _layer_types(params.layers)) else IMAGE_INPUT
+
+
+def _build(params: SequentialParams, input_shape: Shape, num_classes: int, vocab_size: int | None = None) -> nn.Module:
+    layers, shapes = build_layers(params.layers, input_shape, vocab_size)
     if shapes[-1] != (num_classes,):
         index = len(layers) - 1
         raise ArchitectureError(
@@ -314,12 +432,15 @@ register(
     Architecture(
         name="sequential",
         description="A custom network from a list of layers (linear, conv2d, maxpool2d, avgpool2d, flatten, relu, "
-        "tanh, sigmoid, leakyrelu, dropout, batchnorm1d, batchnorm2d) with their keyword arguments; input sizes "
-        "are inferred and shapes checked layer by layer. Takes images as [channels, height, width].",
+        "tanh, sigmoid, leakyrelu, dropout, batchnorm1d, batchnorm2d, embedding, lstm, gru, multiheadattention) "
+        "with their keyword arguments; input sizes are inferred and shapes checked layer by layer. Takes images "
+        "as [channels, height, width]; with an embedding first, token ids [length]; with lstm, gru or "
+        "multiheadattention, sequences [length, features] (padding is read too; linear needs a flatten first).",
         task="classify",
         params_type=SequentialParams,
-        input=InputSpec(kind="image"),
+        input=IMAGE_INPUT,
         example_input_shape=(1, 8, 8),
         build_fn=_build,
+        input_for=_input_for,
     )
 )
