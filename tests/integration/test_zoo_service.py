@@ -107,3 +107,17 @@ def test_rbm_trains_by_contrastive_divergence_and_transforms(embedded):
     features, recon = np.array(r.json()["features"]), np.array(r.json()["reconstructions"])
     assert features.shape == (4, 32) and features.min() >= 0 and features.max() <= 1
     assert recon.shape == (4, 8, 8) and recon.min() >= 0 and recon.max() <= 16
+
+
+def test_a_sequential_stack_of_embedding_and_lstm_trains_on_token_sequences(embedded):
+    client = embedded.new_tenant()
+    layers = [{"type": "embedding", "embedding_dim": 8}, {"type": "lstm", "hidden_size": 32}, {"type": "flatten"},
+              {"type": "linear", "out_features": 2}]
+    job = train(client, "sequential", {"layers": layers}, PARITY, 10, {"name": "adam", "lr": 0.005})
+    assert job["state"] == "succeeded", (job["error"], embedded.read_logs())
+    assert job["metrics"]["val_accuracy"] > 0.8
+    r = client.post(f"/v1/models/{job['model_id']}/predict", json={"inputs": [[2, 1, 1, 2, 2, 1]]})
+    assert r.status_code == 200 and r.json()["predictions"] == ["odd"]
+    wrong = [{"type": "embedding", "embedding_dim": 8, "num_embeddings": 3}, {"type": "flatten"}, {"type": "linear", "out_features": 2}]
+    r = client.post("/v1/jobs", json={"name": "x", "model": {"architecture": "sequential", "params": {"layers": wrong}}, "data": {"dataset": PARITY}})
+    assert r.status_code == 422 and "layer 0 (embedding)" in r.json()["error"]["message"]
