@@ -53,6 +53,8 @@ def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None 
     except (preprocessing.IncompatibleInput, models.ArchitectureError) as exc:
         raise InvalidInput(str(exc), [detail(["body", "model"], str(exc))]) from None
     filled = dataclasses.asdict(params)
+    if arch.task != "classify":
+        _check_generative_options(spec, arch.name)
     augmentation = spec.training.augmentation
     if augmentation and (augmentation.random_crop_padding or augmentation.horizontal_flip) and takes.kind == "sequence":
         raise InvalidInput(
@@ -62,6 +64,31 @@ def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None 
     if source is not None:
         _check_transfer(spec, source, filled, pre.input_shape, info.num_classes, arch.top_level_modules(params, pre.input_shape, info.num_classes, vocab_size=pre.vocab_size))
     return filled
+
+
+def _check_generative_options(spec: JobSpec, name: str) -> None:
+    """GAN and RBM loops have their own losses and update rules: options they would ignore are refused."""
+    t = spec.training
+    ignored = [
+        (["training", "l1"], t.l1 > 0),
+        (["training", "lr_schedule"], t.lr_schedule.name != "constant" or t.lr_schedule.warmup_epochs > 0),
+        (["training", "early_stopping"], t.early_stopping is not None),
+        (["training", "augmentation"], t.augmentation is not None),
+        (["training", "loss"], t.loss != "cross_entropy"),
+        (["model", "init_from"], spec.model.init_from is not None),
+    ]
+    if name == "rbm":
+        ignored += [(["training", "optimizer"], t.optimizer.name != "sgd"), (["training", "label_smoothing"], t.label_smoothing > 0),
+                    (["training", "grad_clip_norm"], t.grad_clip_norm is not None)]
+    if name == "gan":
+        ignored.append((["training", "optimizer"], t.optimizer.name not in ("adam", "adamw")))
+    offending = [["body", *loc] for loc, bad in ignored if bad]
+    if offending:
+        fields = ", ".join(".".join(map(str, loc[1:])) for loc in offending)
+        raise InvalidInput(
+            f"{name} trains with its own loop ({'CD-k with SGD and momentum' if name == 'rbm' else 'adversarial, Adam'}); not supported: {fields}",
+            [detail(loc, f"not supported for {name}") for loc in offending],
+        )
 
 
 def _check_transfer(spec: JobSpec, source: TrainedModel, params: dict[str, Any], input_shape, num_classes: int, submodules: list[str]) -> None:

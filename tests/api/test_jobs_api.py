@@ -133,3 +133,15 @@ def test_unknown_job_is_404_in_the_error_shape(client, auth):
     assert err["code"] == "not_found"
     _error(client.get("/v1/jobs/job_nope/metrics", headers=auth), status=404)
     _error(client.post("/v1/jobs/job_nope/cancel", headers=auth), status=404)
+
+
+def test_options_a_generative_loop_would_ignore_are_refused(client, auth):
+    gan = {"name": "g", "model": {"architecture": "gan"}, "data": {"dataset": "builtin:digits"},
+           "training": {"optimizer": {"name": "sgd", "lr": 0.01}, "lr_schedule": {"name": "cosine"}}}
+    err = _error(client.post("/v1/jobs", json=gan, headers=auth))
+    assert {tuple(d["loc"]) for d in err["details"]} == {("body", "training", "lr_schedule"), ("body", "training", "optimizer")}
+    rbm = {"name": "r", "model": {"architecture": "rbm"}, "data": {"dataset": "builtin:digits"},
+           "training": {"optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.5}, "early_stopping": {}}}
+    assert _error(client.post("/v1/jobs", json=rbm, headers=auth))["details"][0]["loc"] == ["body", "training", "early_stopping"]
+    rbm["training"].pop("early_stopping")
+    assert client.post("/v1/jobs", json=rbm, headers=auth).status_code == 201
