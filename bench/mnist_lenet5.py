@@ -48,10 +48,7 @@ def main() -> None:
                    "KILN_BROKER_URL": "redis://127.0.0.1:6379/0", "KILN_QUEUE_NAME": f"kiln.bench.{secrets.token_hex(4)}"}
         stack = Stack(args.backend, env, Path(tmp))
         try:
-            stack.kiln("db", "upgrade")
-            stack.start_api()
-            stack.start_worker()
-            client = stack.new_tenant()
+            client = stack.start_service()
             start = time.perf_counter()
             dataset = upload_mnist(client, args.mnist_dir)
             uploaded = time.perf_counter() - start

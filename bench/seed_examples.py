@@ -45,10 +45,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack("embedded", {}, Path(tmp))
         try:
-            stack.kiln("db", "upgrade")
-            stack.start_api()
-            stack.start_worker()
-            client = stack.new_tenant()
+            client = stack.start_service()
             dataset = upload_mnist(client, args.mnist_dir)
             for name, make in SPECS.items():
                 if args.only and name != args.only:

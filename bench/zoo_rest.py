@@ -27,10 +27,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack("embedded", {}, Path(tmp))
         try:
-            stack.kiln("db", "upgrade")
-            stack.start_api()
-            stack.start_worker()
-            client = stack.new_tenant()
+            client = stack.start_service()
             print(f"{'architecture':12s} {'dataset':26s} {'epochs':>6s} {'wall s':>7s}  metrics")
             cases = {name: (*cfg[:4], ("val_accuracy",)) for name, cfg in CLASSIFIERS.items()} | GENERATIVE
             for name, (params, dataset, epochs, optimizer, shown) in cases.items():

@@ -137,7 +137,7 @@ def _stats(path: Path, kind: str) -> dict[str, list[float]]:
     """Per-channel (images) or per-feature (tabular, float series) mean and std, in raw units."""
     ndim = np.load(path, mmap_mode="r").ndim
     axes_channel = 1 if kind == "image" and ndim == 4 else None
-    total = count = 0
+    count = 0
     sums = sq = None
     for _, chunk in iter_rows(path):
         c = chunk.astype(np.float64)
@@ -150,7 +150,6 @@ def _stats(path: Path, kind: str) -> dict[str, list[float]]:
         sums = s if sums is None else sums + s
         sq = q if sq is None else sq + q
         count += n
-        total += 1
     if sums is None:
         return {"mean": [], "std": []}
     mean = sums / count

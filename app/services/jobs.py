@@ -56,10 +56,11 @@ def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None 
     if arch.task != "classify":
         _check_generative_options(spec, arch.name)
     augmentation = spec.training.augmentation
-    if augmentation and (augmentation.random_crop_padding or augmentation.horizontal_flip) and takes.kind == "sequence":
+    if augmentation and (augmentation.random_crop_padding or augmentation.horizontal_flip) and (info.kind, takes.kind) != ("image", "image"):
+        what = f"holds {info.kind} samples" if info.kind != "image" else f"is read as sequences by {arch.name}"
         raise InvalidInput(
-            f"image augmentation asked for, but {arch.name} reads dataset {info.ref!r} as sequences",
-            [detail(["body", "training", "augmentation"], "only for networks that take images")],
+            f"image augmentation asked for, but dataset {info.ref!r} {what}",
+            [detail(["body", "training", "augmentation"], "only for image datasets read as images")],
         )
     if source is not None:
         _check_transfer(spec, source, filled, pre.input_shape, info.num_classes, arch.top_level_modules(params, pre.input_shape, info.num_classes, vocab_size=pre.vocab_size))
@@ -109,7 +110,7 @@ def _check_transfer(spec: JobSpec, source: TrainedModel, params: dict[str, Any],
 
 
 def _check_dataset_fits(spec: JobSpec, info: DatasetInfo) -> None:
-    classifier = spec.model.architecture not in models.names() or models.get(spec.model.architecture).task == "classify"
+    classifier = models.get(spec.model.architecture).task == "classify"  # known: params were validated first
     if classifier and info.task != "classification":
         raise InvalidInput(
             f"dataset {info.ref!r} has no labels; {spec.model.architecture} is a classifier",
@@ -129,12 +130,6 @@ def _check_dataset_fits(spec: JobSpec, info: DatasetInfo) -> None:
                 f"class {rare!r} has {min(info.class_counts)} sample(s); a stratified split needs at least 2",
                 [detail(["body", "data", "validation_fraction"], "a class has too few samples to split")],
             )
-    augmentation = spec.training.augmentation
-    if augmentation and (augmentation.random_crop_padding or augmentation.horizontal_flip) and info.kind != "image":
-        raise InvalidInput(
-            f"image augmentation asked for, but dataset {info.ref!r} holds {info.kind} samples",
-            [detail(["body", "training", "augmentation"], "only for image datasets")],
-        )
 
 
 def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int) -> Job:

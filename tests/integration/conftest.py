@@ -65,6 +65,14 @@ class Stack:
     def start_worker(self) -> subprocess.Popen:
         return self._spawn("worker", "worker")
 
+    def start_service(self, workers: int = 1) -> httpx.Client:
+        """Migrate, start the API and ``workers`` workers; a client of a new tenant."""
+        self.kiln("db", "upgrade")
+        self.start_api()
+        for _ in range(workers):
+            self.start_worker()
+        return self.new_tenant()
+
     def signal_group(self, proc: subprocess.Popen, sig: int) -> None:
         """Signals the process's whole group (a worker and anything it started), as an OOM-kill or a node stop would."""
         os.killpg(proc.pid, sig)
