@@ -6,7 +6,7 @@ import os
 
 from app.db import migrate
 from app.db.engine import session_factory
-from app.queue import prepare_embedded_broker
+from app.queue import prepare_sql_broker
 from app.services import tenants
 from app.settings import Settings
 
@@ -17,7 +17,7 @@ def prepare(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.database_url)
-    prepare_embedded_broker(settings)
+    prepare_sql_broker(settings)
 
 
 def ensure_default_key(settings: Settings) -> str | None:

@@ -20,11 +20,10 @@ from app.settings import get_settings
 
 
 def cmd_db_upgrade(_args) -> int:
-    from app.db import migrate
+    from app import bootstrap
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(settings.database_url)
+    bootstrap.prepare(settings)  # the schema, and the embedded broker's tables beside it
     print(f"database at head: {_redact(settings.database_url)}")
     return 0
 

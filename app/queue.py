@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from celery import Celery
+from kombu import Connection, Queue
 
 from app.settings import Settings
 
@@ -46,15 +47,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return conf
 
 
-def prepare_embedded_broker(settings: Settings) -> None:
+def prepare_sql_broker(settings: Settings) -> None:
     """WAL mode on the broker's SQLite file (it persists in the file), so the API's sends and the
-    worker's polling do not lock each other out."""
-    if not settings.broker_url.startswith("sqla+sqlite:///"):
+    worker's polling do not lock each other out; then kombu's tables and the queue's row.
+
+    kombu creates both lazily, on the first send or poll. When the API's first send and a new
+    worker's first poll race, one of them can lose the INSERT of the queue row, and kombu leaves
+    that session needing a rollback it never does: a worker that stays up and never consumes.
+    Made here, once, before any process sends or polls, there is nothing to race for.
+    """
+    if not settings.broker_url.startswith("sqla+"):
         return
-    path = Path(settings.broker_url.removeprefix("sqla+sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
+    if settings.broker_url.startswith("sqla+sqlite:///"):
+        path = Path(settings.broker_url.removeprefix("sqla+sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+    with Connection(settings.broker_url, transport_options=celery_config(settings).get("broker_transport_options", {})) as conn:
+        Queue(settings.queue_name).bind(conn.default_channel).declare()
 
 
 _producers: dict[str, Celery] = {}

@@ -12,13 +12,13 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 
 from app.db.engine import session_factory
-from app.queue import celery_config, prepare_embedded_broker
+from app.queue import celery_config, prepare_sql_broker
 from app.reconciler import Reconciler
 from app.settings import get_settings
 from worker import lifecycle
 
 settings = get_settings()
-prepare_embedded_broker(settings)
+prepare_sql_broker(settings)
 
 app = Celery("kiln-worker")
 app.conf.update(celery_config(settings))

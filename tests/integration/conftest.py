@@ -139,6 +139,17 @@ def make_stack(request, tmp_path_factory, backend: str) -> Stack:
     return s
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report carries its stack's process logs: CI keeps nothing else of them."""
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, Stack):
+                report.sections.append((f"{value.name} stack logs", value.read_logs()))
+    return report
+
+
 @pytest.fixture(scope="module", params=["embedded", "postgres+redis"])
 def stack(request, tmp_path_factory):
     """API and one worker, shared by a module's tests (each test uses its own tenant)."""
