@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Iterator
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from app.errors import Unauthorized
@@ -27,16 +28,30 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def current_caller(request: Request, session: SessionDep) -> Caller:
+def _authenticate(request: Request, key: str) -> Caller:
+    with request.app.state.sessions() as session:
+        return tenants.authenticate(session=session, key=key)
+
+
+async def current_caller(request: Request) -> Caller:
+    """The caller of a valid key. Valid keys are remembered for ``KILN_AUTH_CACHE_SECONDS`` per
+    process, so the predict hot path does no database read; a revoked key stops working within that."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})
+    callers = request.app.state.callers
+    caller = callers.get(tenants.hash_key(key))
+    if caller is not None:
+        return caller
     try:
-        return tenants.authenticate(session=session, key=key.strip())
+        caller = await run_in_threadpool(_authenticate, request, key)
     except Unauthorized as exc:
         exc.headers = {"WWW-Authenticate": "Bearer"}
         raise
+    callers.put(tenants.hash_key(key), caller)
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

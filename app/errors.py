@@ -53,6 +53,18 @@ class PayloadTooLarge(KilnError):
     code = "payload_too_large"
 
 
+class Unavailable(KilnError):
+    """Over capacity for now; ``Retry-After`` says when to come back."""
+
+    status_code = 503
+    code = "unavailable"
+
+
+class GatewayTimeout(KilnError):
+    status_code = 504
+    code = "timeout"
+
+
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or []}}
 
@@ -64,7 +76,7 @@ def detail(loc: list[str | int] | tuple, msg: str) -> dict[str, Any]:
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
     409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
-    429: "too_many_requests", 503: "unavailable",
+    429: "too_many_requests", 503: "unavailable", 504: "timeout",
 }
 
 

@@ -47,8 +47,22 @@ def load(store: ArtifactStore, record: TrainedModel) -> LoadedModel:
     net.load_state_dict(load_file(store.path(f"{record.artifact_path}/{MODEL_WEIGHTS}")), strict=True)
     net.eval()
     nbytes = sum(t.numel() * t.element_size() for t in net.state_dict().values())
-    return LoadedModel(net, pre, list(record.class_names), nbytes, takes_lengths=arch.input_spec(params).kind == "sequence", task=arch.task,
-                       name=record.architecture, output_range=record.preprocessing.get("output_range"))
+    loaded = LoadedModel(net, pre, list(record.class_names), nbytes, takes_lengths=arch.input_spec(params).kind == "sequence", task=arch.task,
+                         name=record.architecture, output_range=record.preprocessing.get("output_range"))
+    warm_up(loaded)
+    return loaded
+
+
+def warm_up(loaded: LoadedModel) -> None:
+    """One pass on a blank sample, so the first real request does not pay for lazy initialisation."""
+    blank = np.zeros((1, *loaded.pre.sample_shape), dtype=np.float32)
+    if loaded.task == "classify":
+        forward_probs(loaded, blank, None)
+    elif loaded.task == "generate":
+        with torch.inference_mode():
+            loaded.net.generate(1)
+    else:
+        transform(loaded, blank)
 
 
 class ModelCache:
@@ -60,6 +74,17 @@ class ModelCache:
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def cached(self, model_id: str) -> LoadedModel | None:
+        """The model if it is loaded, without loading it (the event loop's non-blocking path)."""
+        with self._lock:
+            loaded = self._models.get(model_id)
+            if loaded is not None:
+                self._models.move_to_end(model_id)
+            return loaded
 
     def get(self, record: TrainedModel) -> LoadedModel:
         with self._lock:
@@ -131,19 +156,20 @@ def lengths_array(lengths: list[Any] | None, x: np.ndarray) -> np.ndarray | None
     return out
 
 
-def predict(loaded: LoadedModel, x: np.ndarray, lengths: list[Any] | None = None) -> dict[str, Any]:
-    loaded.require("classify", "predict")
+def check_tokens(loaded: LoadedModel, x: np.ndarray) -> None:
     if loaded.pre.tokens and (not np.equal(np.mod(x, 1), 0).all() or x.min() < 0 or x.max() >= (loaded.pre.vocab_size or 0)):
         raise InvalidInput(f"token ids must be integers in 0..{(loaded.pre.vocab_size or 1) - 1}", [detail(["body", "inputs"], "token id out of range")])
+
+
+def forward_probs(loaded: LoadedModel, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """Class probabilities (N, classes) of raw samples: preprocess, one forward pass, softmax."""
     batch = torch.from_numpy(preprocessing.apply(loaded.pre, x))
     with torch.inference_mode():
         if loaded.takes_lengths:
-            logits = loaded.net(batch, torch.from_numpy(lengths_array(lengths, x)))
+            logits = loaded.net(batch, torch.from_numpy(lengths if lengths is not None else lengths_array(None, x)))
         else:
             logits = loaded.net(batch)
-        probs = torch.softmax(logits, dim=1)
-    top = probs.argmax(1).tolist()
-    return {"predictions": [loaded.class_names[i] for i in top], "probabilities": probs.tolist()}
+        return torch.softmax(logits, dim=1).numpy()
 
 
 def configure_threads(threads: int) -> None:

@@ -14,7 +14,9 @@ from app.errors import install_error_handlers
 from app.reconciler import Reconciler
 from app.limits import BodySizeLimit, FormAsJson
 from app.routers import architectures, datasets, health, jobs, models
+from app.serving import ServingRuntime
 from app.settings import Settings, get_settings
+from app.ttlcache import TTLCache
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if reconciler:
             reconciler.stop()
+        app.state.serving.close()
         app.state.sessions.kw["bind"].dispose()
 
     app = FastAPI(
@@ -37,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.sessions = session_factory(settings.database_url)
     inference.configure_threads(settings.api_torch_threads)
-    app.state.model_cache = inference.ModelCache(ArtifactStore(settings.artifacts_dir), settings.model_cache_bytes)
+    app.state.serving = ServingRuntime(settings, app.state.sessions, ArtifactStore(settings.artifacts_dir))
+    app.state.callers = TTLCache(settings.auth_cache_seconds)
     install_error_handlers(app)
     for router in (health.router, jobs.router, datasets.router, models.router, architectures.router):
         app.include_router(router)

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_predict_samples: int = Field(10_000, ge=1)
     model_cache_bytes: int = Field(512 * 1024 * 1024, ge=0)
+    predict_max_batch: int = Field(32, ge=1, description="samples per forward pass when micro-batching; 1 turns batching off")
+    predict_max_delay_ms: float = Field(2.0, ge=0, description="how long an idle model waits for a batch to fill")
+    predict_max_queue: int = Field(16_384, ge=1, description="samples waiting per model before requests get 503")
+    predict_timeout_seconds: float = Field(30.0, gt=0, description="a predict request waiting longer gets 504")
+    auth_cache_seconds: float = Field(10.0, ge=0, description="how long a process trusts a checked API key")
+    model_record_cache_seconds: float = Field(5.0, ge=0, description="how long a process trusts a model's record")
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> "Settings":

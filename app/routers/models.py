@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from typing import Literal
-
+import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
 from app import inference
+from app.errors import InvalidInput, detail
+from app.image_input import image_to_sample
 from app.preprocessing import Preprocessing
+from app.serving import parse_predict_json
 from app.services.datasets import png_grid
 from app.deps import CallerDep, SessionDep, SettingsDep
 from app.schemas import GenerateIn, GenerateOut, ModelList, ModelOut, PredictIn, PredictOut, TransformIn, TransformOut
@@ -33,12 +35,50 @@ def get_model(model_id: str, caller: CallerDep, session: SessionDep):
     return ModelOut.of(trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id))
 
 
-@router.post("/{model_id}/predict", response_model=PredictOut)
-def predict(model_id: str, body: PredictIn, caller: CallerDep, session: SessionDep, settings: SettingsDep, request: Request):
-    record = trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id)
-    x = inference.samples_array(body.inputs, tuple(record.sample_shape), settings.max_predict_samples)
-    loaded = request.app.state.model_cache.get(record)
-    return inference.predict(loaded, x, body.lengths)
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": PredictIn.model_json_schema()},
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                        "description": "PNG or JPEG images, one sample each, converted to the model's channels and size"}},
+            }},
+        },
+    }
+}
+
+
+@router.post("/{model_id}/predict", response_model=PredictOut, openapi_extra=PREDICT_BODY)
+async def predict(
+    model_id: str, caller: CallerDep, request: Request,
+    top_k: Annotated[int | None, Query(ge=1, description="also answer the k likeliest classes of each sample")] = None,
+):
+    """Samples as JSON ``{"inputs": [...]}`` or images as multipart ``file`` fields. Concurrent
+    requests for one model are micro-batched into one forward pass."""
+    runtime = request.app.state.serving
+    record = await runtime.record(caller.tenant_id, model_id)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        x, lengths = await image_samples(request, record), None
+    else:
+        x, lengths = parse_predict_json(await request.body(), tuple(record.sample_shape), runtime.settings.max_predict_samples)
+    return Response(await runtime.predict(record, x, lengths, top_k), media_type="application/json")
+
+
+async def image_samples(request: Request, record) -> np.ndarray:
+    limit = request.app.state.settings.max_predict_samples
+    try:
+        form = await request.form(max_files=limit, max_fields=16)
+    except Exception as exc:  # noqa: BLE001 - a malformed multipart body is the client's
+        raise InvalidInput(f"the multipart body cannot be read: {exc}", [detail(["body"], "malformed multipart")]) from None
+    files = [f for f in form.getlist("file") if not isinstance(f, str)]
+    if not files:
+        raise InvalidInput("a multipart predict request needs one or more 'file' fields with PNG or JPEG images",
+                           [detail(["body", "file"], "field required")])
+    pre = Preprocessing.from_dict(record.preprocessing)
+    samples = [image_to_sample(await f.read(), pre, index=i) for i, f in enumerate(files)]
+    return np.stack(samples)
 
 
 @router.post("/{model_id}/generate", response_model=GenerateOut, responses={200: {"content": {"image/png": {}}}})
@@ -47,7 +87,7 @@ def generate(
     format: Literal["json", "png"] = "json",
 ):
     record = trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id)
-    samples = inference.generate(request.app.state.model_cache.get(record), body.n, body.seed)
+    samples = inference.generate(request.app.state.serving.cache.get(record), body.n, body.seed)
     if format == "png":
         return Response(png_grid(samples, 1.0 / Preprocessing.from_dict(record.preprocessing).scale), media_type="image/png")
     return {"samples": samples.tolist()}
@@ -57,4 +97,4 @@ def generate(
 def transform(model_id: str, body: TransformIn, caller: CallerDep, session: SessionDep, settings: SettingsDep, request: Request):
     record = trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id)
     x = inference.samples_array(body.inputs, tuple(record.sample_shape), settings.max_predict_samples)
-    return inference.transform(request.app.state.model_cache.get(record), x)
+    return inference.transform(request.app.state.serving.cache.get(record), x)

@@ -49,8 +49,9 @@ class Stack:
         self.processes.append(proc)
         return proc
 
-    def start_api(self) -> subprocess.Popen:
-        proc = self._spawn("api", "api")
+    def start_api(self, *args: str) -> subprocess.Popen:
+        """``kiln api`` with ``args`` (e.g. ``--workers 2``), once it answers /readyz."""
+        proc = self._spawn("api", "api", *args)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

@@ -1,0 +1,153 @@
+"""Dynamic micro-batching: concurrent requests for one model share one forward pass.
+
+A request hands in its samples and awaits a future. One collector task per model takes what is
+waiting, up to ``max_batch_size`` samples, waiting at most ``max_delay_ms`` after the first for
+more to arrive, runs the batch on the forward thread and hands each request its slice back. While a
+batch runs, new requests queue up and form the next batch at once: the delay only costs anything
+when the model is idle. A request is never split; one larger than ``max_batch_size`` runs alone.
+
+Bounded: past ``max_queue`` waiting samples a request is refused (503), and a request that waits
+past its deadline is answered 504 and dropped from the queue, so no socket hangs and no backlog
+grows without limit. Pure asyncio and numpy; what a batch runs is handed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+class Overloaded(Exception):
+    """The model's queue is full: come back later."""
+
+
+class DeadlineExceeded(Exception):
+    """The request waited past its deadline."""
+
+
+@dataclass
+class BatchPolicy:
+    max_batch_size: int = 32
+    max_delay_ms: float = 2.0
+    max_queue: int = 1024
+    timeout_s: float = 30.0
+
+
+@dataclass
+class _Pending:
+    x: np.ndarray
+    extra: np.ndarray | None
+    future: asyncio.Future
+    arrived: float = field(default_factory=time.monotonic)
+
+    @property
+    def n(self) -> int:
+        return len(self.x)
+
+
+# run(x, extra) -> per-sample outputs (first axis = samples); runs on the forward thread.
+RunBatch = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+
+
+class MicroBatcher:
+    def __init__(self, run: RunBatch, executor: Executor, policy: BatchPolicy):
+        self.run = run
+        self.executor = executor
+        self.policy = policy
+        self._waiting: deque[_Pending] = deque()
+        self._waiting_samples = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.batches = 0  # how many forward passes ran: tests read it to see requests share one
+        self.largest_batch = 0
+
+    async def submit(self, x: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """The outputs for ``x`` (and per-sample ``extra``, e.g. sequence lengths)."""
+        if self._waiting_samples + len(x) > self.policy.max_queue and self._waiting:
+            raise Overloaded(f"{self._waiting_samples} samples already waiting for this model (limit {self.policy.max_queue})")
+        pending = _Pending(x, extra, asyncio.get_running_loop().create_future())
+        self._waiting.append(pending)
+        self._waiting_samples += pending.n
+        self._ensure_collector()
+        self._wakeup.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.future), self.policy.timeout_s)
+        except asyncio.TimeoutError:
+            pending.future.cancel()  # the collector skips it if it has not taken it yet
+            raise DeadlineExceeded(f"no answer within {self.policy.timeout_s:g} s") from None
+
+    def _ensure_collector(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._collect())
+
+    async def _collect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._waiting:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._fill_or_wait(self._waiting[0].arrived + self.policy.max_delay_ms / 1000)
+            batch = self._take()
+            if not batch:
+                continue
+            x = np.concatenate([p.x for p in batch]) if len(batch) > 1 else batch[0].x
+            extra = None
+            if batch[0].extra is not None:
+                extra = np.concatenate([p.extra for p in batch]) if len(batch) > 1 else batch[0].extra
+            self.batches += 1
+            self.largest_batch = max(self.largest_batch, len(x))
+            try:
+                out = await loop.run_in_executor(self.executor, self.run, x, extra)
+            except Exception as exc:  # noqa: BLE001 - each request of the batch gets the error
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                continue
+            start = 0
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_result(out[start:start + p.n])
+                start += p.n
+
+    async def _fill_or_wait(self, until: float) -> None:
+        """Waits for more samples until the batch is full or the first request's delay is up."""
+        while self._waiting_samples < self.policy.max_batch_size:
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), left)
+            except asyncio.TimeoutError:
+                return
+
+    def _take(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        size = 0
+        while self._waiting:
+            head = self._waiting[0]
+            if head.future.done():  # its caller gave up (deadline): drop it
+                self._waiting.popleft()
+                self._waiting_samples -= head.n
+                continue
+            if batch and size + head.n > self.policy.max_batch_size:
+                break
+            self._waiting.popleft()
+            self._waiting_samples -= head.n
+            batch.append(head)
+            size += head.n
+        return batch
+
+    @property
+    def waiting_samples(self) -> int:
+        return self._waiting_samples
+
+    def describe(self) -> dict[str, Any]:
+        return {"batches": self.batches, "largest_batch": self.largest_batch, "waiting_samples": self._waiting_samples}

@@ -1,0 +1,124 @@
+"""Online inference in one API process: the model cache, one micro-batcher per model, and the
+cheap per-request path around them (cached key and record lookups, orjson in and out).
+
+Scale by processes (``kiln api --workers N``), one torch thread each: every process has its own
+cache and batchers. Forward passes run on one thread per process, off the event loop.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi.concurrency import run_in_threadpool
+
+from app import inference
+from app.artifacts import ArtifactStore
+from app.batching import BatchPolicy, DeadlineExceeded, MicroBatcher, Overloaded
+from app.db.tables import TrainedModel
+from app.errors import GatewayTimeout, InvalidInput, Unavailable, detail
+from app.services import trained_models
+from app.settings import Settings
+from app.ttlcache import TTLCache
+
+PREDICT_FIELDS = {"inputs", "lengths"}
+
+
+class ServingRuntime:
+    def __init__(self, settings: Settings, sessions, store: ArtifactStore):
+        self.settings = settings
+        self.sessions = sessions
+        self.cache = inference.ModelCache(store, settings.model_cache_bytes)
+        # One forward thread: with one torch thread per process, two forwards at once only contend.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-forward")
+        self.policy = BatchPolicy(
+            max_batch_size=settings.predict_max_batch, max_delay_ms=settings.predict_max_delay_ms,
+            max_queue=settings.predict_max_queue, timeout_s=settings.predict_timeout_seconds,
+        )
+        self._records: TTLCache[TrainedModel] = TTLCache(settings.model_record_cache_seconds)
+        self._batchers: dict[str, tuple[inference.LoadedModel, MicroBatcher]] = {}
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def record(self, tenant_id: str, model_id: str) -> TrainedModel:
+        key = (tenant_id, model_id)
+        record = self._records.get(key)
+        if record is None:
+            record = await run_in_threadpool(self._read_record, tenant_id, model_id)
+            self._records.put(key, record)
+        return record
+
+    def _read_record(self, tenant_id: str, model_id: str) -> TrainedModel:
+        with self.sessions() as session:
+            record = trained_models.get(session=session, tenant_id=tenant_id, model_id=model_id)
+            session.expunge(record)
+            return record
+
+    async def loaded(self, record: TrainedModel) -> inference.LoadedModel:
+        """The model from the cache; a first request loads it on a pool thread (once, however many wait)."""
+        return self.cache.cached(record.id) or await run_in_threadpool(self.cache.get, record)
+
+    def batcher(self, model_id: str, loaded: inference.LoadedModel) -> MicroBatcher:
+        entry = self._batchers.get(model_id)
+        if entry is None or entry[0] is not loaded:  # new, or the model was evicted and loaded again
+            if len(self._batchers) > 4 * max(1, len(self.cache)):
+                self._drop_idle_batchers()
+            entry = (loaded, MicroBatcher(partial(inference.forward_probs, loaded), self.executor, self.policy))
+            self._batchers[model_id] = entry
+        return entry[1]
+
+    def _drop_idle_batchers(self) -> None:
+        for model_id, (_, batcher) in list(self._batchers.items()):
+            if not batcher.waiting_samples and self.cache.cached(model_id) is None:
+                del self._batchers[model_id]
+
+    async def predict(self, record: TrainedModel, x: np.ndarray, lengths: np.ndarray | None, top_k: int | None) -> bytes:
+        """The JSON answer for samples ``x``: predictions, probabilities and, if asked, the top k."""
+        loaded = await self.loaded(record)
+        loaded.require("classify", "predict")
+        inference.check_tokens(loaded, x)
+        if loaded.takes_lengths:
+            lengths = inference.lengths_array(lengths, x)
+        if top_k is not None and top_k > len(loaded.class_names):
+            raise InvalidInput(f"top_k is {top_k} but the model has {len(loaded.class_names)} classes",
+                               [detail(["query", "top_k"], f"at most {len(loaded.class_names)}")])
+        try:
+            probs = await self.batcher(record.id, loaded).submit(x, lengths if loaded.takes_lengths else None)
+        except Overloaded as exc:
+            raise Unavailable(f"model {record.id} is over capacity: {exc}; retry shortly", headers={"Retry-After": "1"}) from None
+        except DeadlineExceeded as exc:
+            raise GatewayTimeout(f"model {record.id} did not answer in time: {exc}") from None
+        return answer(probs, loaded.class_names, top_k)
+
+
+def answer(probs: np.ndarray, class_names: list[str], top_k: int | None) -> bytes:
+    out: dict[str, Any] = {"predictions": [class_names[i] for i in probs.argmax(1).tolist()], "probabilities": probs}
+    if top_k:
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+        out["top_k"] = [[{"class": class_names[j], "probability": float(row[j])} for j in picks] for row, picks in zip(probs, order.tolist())]
+    return orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def parse_predict_json(body: bytes, sample_shape: tuple[int, ...], max_samples: int) -> tuple[np.ndarray, list[Any] | None]:
+    """``{"inputs": [...], "lengths": [...]?}`` as float32 samples, or a 422 naming what is wrong.
+    orjson, not pydantic: a 32x32 sample is a thousand numbers, and this runs on every request."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", [detail(["body"], "invalid JSON")]) from None
+    if not isinstance(data, dict):
+        raise InvalidInput('the body must be a JSON object {"inputs": [...]}', [detail(["body"], "not an object")])
+    unknown = sorted(set(data) - PREDICT_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", [detail(["body", k], "extra fields not permitted") for k in unknown])
+    inputs = data.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInput("inputs must be a non-empty list of samples", [detail(["body", "inputs"], "a non-empty list")])
+    lengths = data.get("lengths")
+    if lengths is not None and not isinstance(lengths, list):
+        raise InvalidInput("lengths must be a list of integers", [detail(["body", "lengths"], "a list")])
+    return inference.samples_array(inputs, sample_shape, max_samples), lengths

@@ -1,0 +1,181 @@
+"""Predict under load: `kiln api` serving a LeNet-5 trained on MNIST, driven by wrk with
+single-sample requests from 64 connections, batching off (KILN_PREDICT_MAX_BATCH=1) and on, in
+the same run; then the model alone (no HTTP) at the same batch size, which is this machine's
+limit; then TorchServe tuned (../shared/peers/torchserve) with the same body and load.
+
+    python bench/predict_load.py [--duration 15] [--api-workers 2] [--no-peer]
+
+Needs wrk (apt-get install wrk). Both servers get the same body: one real 28x28 MNIST test image
+in Kiln's predict JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import DEFAULT_MNIST_DIR, read_idx, upload_mnist  # noqa: E402
+
+from tests.integration.conftest import Stack, wait_for  # noqa: E402  (the harness the tests use)
+
+PEER = Path(__file__).resolve().parents[2] / "shared" / "peers" / "torchserve" / "run_torchserve.py"
+
+LENET_JOB = {
+    "name": "lenet5-mnist-serving",
+    "model": {"architecture": "lenet5", "params": {"activation": "relu"}},
+    "training": {"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}},
+    "seed": 0,
+}
+
+
+def wrk(url: str, key: str, body: Path, seconds: int, connections: int, workdir: Path) -> dict:
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+        f'local f = io.open("{body}", "r")\nwrk.body = f:read("*a")\nf:close()\n'
+    )
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+
+    def ms(text: str) -> float:
+        number, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+        return float(number) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+    if "Requests/sec" not in out:
+        raise SystemExit("wrk gave no figures:\n" + out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1)),
+        "p50": ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)),
+        "p99": ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1)),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(0) if errors else "",
+    }
+
+
+def serve_and_load(stack: Stack, key: str, model_id: str, body: Path, args, *, max_batch: int) -> dict:
+    """Starts `kiln api --workers N` with the batch limit, warms it, loads it with wrk, stops it."""
+    stack.env["KILN_PREDICT_MAX_BATCH"] = str(max_batch)
+    api = stack.start_api("--workers", str(args.api_workers))
+    try:
+        url = f"{stack.base_url}/v1/models/{model_id}/predict"
+        wrk(url, key, body, 3, args.connections, stack.data_dir)  # every process loads the model and warms up
+        return wrk(url, key, body, args.duration, args.connections, stack.data_dir)
+    finally:
+        stack.processes.remove(api)
+        import os
+        import signal
+
+        os.killpg(api.pid, signal.SIGTERM)
+        api.wait(30)
+
+
+def model_only(stack: Stack, model_id: str, sample: np.ndarray, batch: int, seconds: float = 3.0) -> float:
+    """Samples/s of preprocess + forward + softmax alone, one torch thread, as one API process runs it."""
+    import torch
+
+    from app import inference
+    from app.artifacts import ArtifactStore
+    from app.db.engine import session_factory
+    from app.services import trained_models
+
+    settings = stack.settings()
+    with session_factory(settings.database_url)() as session:
+        record = trained_models.get(session=session, tenant_id=_tenant_of(session, model_id), model_id=model_id)
+        session.expunge(record)
+    torch.set_num_threads(1)
+    loaded = inference.load(ArtifactStore(settings.artifacts_dir), record)
+    x = np.repeat(sample[None].astype(np.float32), batch, axis=0)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        inference.forward_probs(loaded, x, None)
+        done += batch
+    return done / (time.perf_counter() - start)
+
+
+def _tenant_of(session, model_id: str) -> str:
+    from app.db.tables import TrainedModel
+
+    return session.get(TrainedModel, model_id).tenant_id
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mnist-dir", type=Path, default=DEFAULT_MNIST_DIR)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--api-workers", type=int, default=2)
+    parser.add_argument("--no-peer", action="store_true", help="skip TorchServe")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack("embedded", {}, Path(tmp))
+        try:
+            client = stack.start_service()
+            key = client.headers["authorization"].split()[1]
+            dataset = upload_mnist(client, args.mnist_dir)
+            job = client.post("/v1/jobs", json={**LENET_JOB, "data": {"dataset": dataset["id"], "validation_fraction": 0.1}}).json()
+            job = wait_for(client, job["id"], {"succeeded", "failed", "cancelled"}, timeout=1800)
+            assert job["state"] == "succeeded", job
+            model_id = job["model_id"]
+            print(f"LeNet-5 trained on MNIST, 1 epoch: test_accuracy {job['metrics'].get('test_accuracy'):.4f}")
+            stack.stop()  # the training worker and the one-process API: the load runs alone
+            stack.processes.clear()
+
+            image = read_idx(args.mnist_dir / "t10k-images-idx3-ubyte.gz")[0]
+            body = Path(tmp) / "body.json"
+            body.write_text(json.dumps({"inputs": [image.tolist()]}))
+
+            results = {}
+            for label, max_batch in (("kiln, batching off", 1), ("kiln, batching on", 32)):
+                results[label] = serve_and_load(stack, key, model_id, body, args, max_batch=max_batch)
+                time.sleep(2)
+            forward_1 = model_only(stack, model_id, image, 1)
+            forward_32 = model_only(stack, model_id, image, 32)
+            peer = None if args.no_peer else run_peer(body, args)
+        finally:
+            stack.stop()
+
+    print(f"\nwrk: {args.connections} connections, {args.duration} s, one 28x28 sample per request; "
+          f"kiln api --workers {args.api_workers}, one torch thread each")
+    print(f"{'server':28s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s}")
+    for label, r in results.items():
+        print(f"{label:28s} {r['rps']:8.0f} {r['p50']:8.1f} {r['p99']:8.1f} {r['non2xx']:8d} {r['socket_errors']}")
+    if peer:
+        print(f"{'torchserve tuned':28s} {peer['rps']:8.0f} {peer['p50']:8.1f} {peer['p99']:8.1f} {peer['non2xx']:8d}")
+    on, off = results["kiln, batching on"], results["kiln, batching off"]
+    print(f"\nbatching on / off: {on['rps'] / off['rps']:.2f}x requests/s")
+    if peer:
+        print(f"kiln batching on / torchserve tuned: {on['rps'] / peer['rps']:.2f}x requests/s, p99 {on['p99']:.1f} vs {peer['p99']:.1f} ms")
+    print(f"model alone (preprocess + forward + softmax, 1 thread): {forward_1:,.0f} samples/s at batch 1, "
+          f"{forward_32:,.0f} at batch 32")
+
+
+def run_peer(body: Path, args) -> dict | None:
+    if not PEER.exists():
+        print(f"peer not found at {PEER}; skipping TorchServe")
+        return None
+    done = subprocess.run([sys.executable, str(PEER), "--config", "tuned", "--body", str(body), "--duration", str(args.duration),
+                           "--connections", str(args.connections)], capture_output=True, text=True)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("torchserve")), None)
+    if done.returncode != 0 or line is None:
+        print("torchserve run failed:\n" + done.stdout[-2000:] + done.stderr[-2000:])
+        return None
+    m = re.search(r"([\d.]+) req/s, p50 ([\d.]+) ms, p99 ([\d.]+) ms, non-2xx (\d+)", line)
+    return {"rps": float(m.group(1)), "p50": float(m.group(2)), "p99": float(m.group(3)), "non2xx": int(m.group(4))}
+
+
+if __name__ == "__main__":
+    main()

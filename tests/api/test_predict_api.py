@@ -1,0 +1,159 @@
+"""Real-time predict through the ASGI app: JSON and image inputs, top_k, micro-batched answers
+that equal one-by-one answers, and 4xx/503/504 where they belong. The model is trained in this
+process by the worker's own code path (``run_training_job``) on builtin:digits."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from app.main import create_app
+from worker.run_job import run_training_job
+
+MLP_JOB = {
+    "name": "mlp-digits",
+    "model": {"architecture": "mlp", "params": {"hidden_sizes": [64]}},
+    "data": {"dataset": "builtin:digits", "validation_fraction": 0.2},
+    "training": {"epochs": 8, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.003}},
+    "seed": 0,
+}
+DIGITS = load_digits()
+
+
+def train(client, auth, settings, spec) -> dict:
+    job = client.post("/v1/jobs", json=spec, headers=auth).json()
+    assert run_training_job(job["id"], settings) == "succeeded"
+    return client.get(f"/v1/jobs/{job['id']}", headers=auth).json()
+
+
+@pytest.fixture(scope="module")
+def owner(settings):
+    from app.db.engine import session_factory
+    from app.services import tenants
+
+    with session_factory(settings.database_url)() as session:
+        key = tenants.create_key(session=session, tenant=tenants.get_or_create_tenant(session=session, name="predict-owner"))
+        session.commit()
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="module")
+def model_id(client, owner, settings) -> str:
+    return train(client, owner, settings, MLP_JOB)["model_id"]
+
+
+def png_of(sample: np.ndarray, mode: str = "L", fmt: str = "PNG") -> bytes:
+    """A digits sample (8x8, values 0-16) as the picture a user would upload."""
+    pixels = np.round(sample * 255 / 16).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels, "L").convert(mode).save(out, format=fmt)
+    return out.getvalue()
+
+
+def test_json_predict_answers_classes_probabilities_and_top_k(client, owner, model_id):
+    r = client.post(f"/v1/models/{model_id}/predict", json={"inputs": DIGITS.images[:100].tolist()}, params={"top_k": 3}, headers=owner)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    probs = np.array(body["probabilities"])
+    assert probs.shape == (100, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert [int(p) for p in body["predictions"]] == probs.argmax(1).tolist()
+    assert np.mean(np.array([int(p) for p in body["predictions"]]) == DIGITS.target[:100]) > 0.9
+    for row, top in zip(probs, body["top_k"]):
+        assert len(top) == 3
+        assert [t["class"] for t in top] == [str(i) for i in np.argsort(-row)[:3]]
+        assert [t["probability"] for t in top] == sorted((t["probability"] for t in top), reverse=True)
+    assert "top_k" not in client.post(f"/v1/models/{model_id}/predict", json={"inputs": DIGITS.images[:1].tolist()}, headers=owner).json()
+
+
+def test_concurrent_requests_get_the_answers_they_would_get_alone(client, owner, model_id):
+    url = f"/v1/models/{model_id}/predict"
+    alone = [client.post(url, json={"inputs": [s.tolist()]}, headers=owner).json() for s in DIGITS.images[:48]]
+    with ThreadPoolExecutor(16) as pool:
+        together = list(pool.map(lambda s: client.post(url, json={"inputs": [s.tolist()]}, headers=owner), DIGITS.images[:48]))
+    assert all(r.status_code == 200 for r in together)
+    for a, t in zip(alone, together):
+        assert t.json()["predictions"] == a["predictions"]
+        assert np.allclose(t.json()["probabilities"], a["probabilities"], atol=1e-6)
+
+
+def test_an_image_file_predicts_like_the_json_sample_it_pictures(client, owner, model_id):
+    url = f"/v1/models/{model_id}/predict"
+    samples = DIGITS.images[:20]
+    as_json = client.post(url, json={"inputs": samples.tolist()}, headers=owner).json()
+    files = [("file", (f"{i}.png", png_of(s), "image/png")) for i, s in enumerate(samples)]
+    as_png = client.post(url, files=files, headers=owner)
+    assert as_png.status_code == 200, as_png.text
+    assert as_png.json()["predictions"] == as_json["predictions"]
+    # An RGB JPEG, twice the size, is converted to the model's one channel and 8x8.
+    big = np.kron(samples[0], np.ones((2, 2)))
+    jpeg = client.post(url, files={"file": ("d.jpg", png_of(big, "RGB", "JPEG"), "image/jpeg")}, headers=owner)
+    assert jpeg.status_code == 200 and jpeg.json()["predictions"] == as_json["predictions"][:1]
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"file": ("x.gif", b"GIF89a" + b"\0" * 20, "image/gif")}, "not a readable PNG or JPEG"),
+    ({"file": ("x.png", b"not an image", "image/png")}, "not a readable PNG or JPEG"),
+    ({"picture": ("x.png", png_of(DIGITS.images[0]), "image/png")}, "'file' fields"),
+])
+def test_bad_image_uploads_are_422_naming_the_problem(client, owner, model_id, files, message):
+    r = client.post(f"/v1/models/{model_id}/predict", files=files, headers=owner)
+    assert r.status_code == 422 and message in r.json()["error"]["message"], r.text
+
+
+def test_a_gif_is_refused_by_format(client, owner, model_id):
+    out = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(out, format="GIF")
+    r = client.post(f"/v1/models/{model_id}/predict", files={"file": ("x.gif", out.getvalue(), "image/gif")}, headers=owner)
+    assert r.status_code == 422 and "send PNG or JPEG" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("body, params, where", [
+    (b"{not json", {}, ["body"]),
+    (b'[1, 2]', {}, ["body"]),
+    (b'{"inputs": []}', {}, ["body", "inputs"]),
+    (b'{"inputs": [[0]], "extra": 1}', {}, ["body", "extra"]),
+    (b'{"inputs": [[[0, 0], [0, 0]]]}', {}, ["body", "inputs"]),
+    (b'{"inputs": [' + str([[0] * 8] * 8).encode() + b"]}", {"top_k": 11}, ["query", "top_k"]),
+    (b'{"inputs": [' + str([[0] * 8] * 8).encode() + b"]}", {"top_k": 0}, ["query", "top_k"]),
+])
+def test_bad_predict_bodies_are_422_naming_the_field(client, owner, model_id, body, params, where):
+    r = client.post(f"/v1/models/{model_id}/predict", content=body, params=params, headers={**owner, "content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["loc"][: len(where)] == where
+
+
+def test_another_tenant_cannot_predict_with_the_model(client, auth, model_id):
+    r = client.post(f"/v1/models/{model_id}/predict", json={"inputs": DIGITS.images[:1].tolist()}, headers=auth)
+    assert r.status_code == 404
+
+
+def serving_client(settings, **changes) -> TestClient:
+    return TestClient(create_app(settings.model_copy(update=changes)))
+
+
+def test_past_the_queue_bound_a_request_gets_503_with_retry_after(settings, owner, model_id):
+    # The first request waits 1 s for company; the queue holds 1 sample, so the second is refused.
+    with serving_client(settings, predict_max_queue=1, predict_max_delay_ms=1000, predict_max_batch=64) as c:
+        url = f"/v1/models/{model_id}/predict"
+        c.post(url, json={"inputs": DIGITS.images[:1].tolist()}, headers=owner)  # loads the model
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(c.post, url, json={"inputs": DIGITS.images[:1].tolist()}, headers=owner)
+            import time
+
+            time.sleep(0.3)
+            second = c.post(url, json={"inputs": DIGITS.images[1:2].tolist()}, headers=owner)
+            assert first.result().status_code == 200
+    assert second.status_code == 503, second.text
+    assert second.headers["retry-after"] == "1" and "over capacity" in second.json()["error"]["message"]
+
+
+def test_a_request_that_waits_past_its_deadline_gets_504(settings, owner, model_id):
+    with serving_client(settings, predict_timeout_seconds=0.2, predict_max_delay_ms=5000, predict_max_batch=64) as c:
+        r = c.post(f"/v1/models/{model_id}/predict", json={"inputs": DIGITS.images[:1].tolist()}, headers=owner)
+    assert r.status_code == 504 and r.json()["error"]["code"] == "timeout", r.text
