@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class MicroBatcher:
         self._wakeup.set()
         try:
             return await asyncio.wait_for(asyncio.shield(pending.future), self.policy.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pending.future.cancel()  # the collector skips it if it has not taken it yet
             raise DeadlineExceeded(f"no answer within {self.policy.timeout_s:g} s") from None
 
@@ -125,7 +126,7 @@ class MicroBatcher:
             self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return
 
     def _take(self) -> list[_Pending]:

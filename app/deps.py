@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Iterator
+from collections.abc import Iterator
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -33,7 +34,7 @@ def _authenticate(request: Request, key: str) -> Caller:
         return tenants.authenticate(session=session, key=key)
 
 
-async def current_caller(request: Request) -> Caller:
+async def authenticate_request(request: Request) -> Caller:
     """The caller of a valid key. Valid keys are remembered for ``KILN_AUTH_CACHE_SECONDS`` per
     process, so the predict hot path does no database read; a revoked key stops working within that."""
     header = request.headers.get("authorization", "")
@@ -54,4 +55,4 @@ async def current_caller(request: Request) -> Caller:
     return caller
 
 
-CallerDep = Annotated[Caller, Depends(current_caller)]
+CallerDep = Annotated[Caller, Depends(authenticate_request)]

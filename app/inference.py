@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import threadpoolctl
 import torch
 from safetensors.torch import load_file
 
@@ -173,7 +174,10 @@ def forward_probs(loaded: LoadedModel, x: np.ndarray, lengths: np.ndarray | None
 
 
 def configure_threads(threads: int) -> None:
+    """Torch's and numpy's BLAS pools both to ``threads``. numpy's OpenBLAS left at one thread per
+    core spins a second core on every small matmul of preprocessing: half the machine, for nothing."""
     torch.set_num_threads(threads)
+    threadpoolctl.threadpool_limits(threads)
 
 
 def generate(loaded: LoadedModel, n: int, seed: int | None) -> np.ndarray:

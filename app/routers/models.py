@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
 from app import inference
-from app.errors import InvalidInput, detail
-from app.image_input import image_to_sample
-from app.preprocessing import Preprocessing
-from app.serving import parse_predict_json
-from app.services.datasets import png_grid
 from app.deps import CallerDep, SessionDep, SettingsDep
-from app.schemas import GenerateIn, GenerateOut, ModelList, ModelOut, PredictIn, PredictOut, TransformIn, TransformOut
+from app.predict_http import predict_response
+from app.preprocessing import Preprocessing
+from app.schemas import (
+    GenerateIn,
+    GenerateOut,
+    ModelList,
+    ModelOut,
+    PredictIn,
+    PredictOut,
+    TransformIn,
+    TransformOut,
+)
 from app.services import trained_models
+from app.services.datasets import png_grid
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -56,29 +62,9 @@ async def predict(
     top_k: Annotated[int | None, Query(ge=1, description="also answer the k likeliest classes of each sample")] = None,
 ):
     """Samples as JSON ``{"inputs": [...]}`` or images as multipart ``file`` fields. Concurrent
-    requests for one model are micro-batched into one forward pass."""
-    runtime = request.app.state.serving
-    record = await runtime.record(caller.tenant_id, model_id)
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        x, lengths = await image_samples(request, record), None
-    else:
-        x, lengths = parse_predict_json(await request.body(), tuple(record.sample_shape), runtime.settings.max_predict_samples)
-    return Response(await runtime.predict(record, x, lengths, top_k), media_type="application/json")
-
-
-async def image_samples(request: Request, record) -> np.ndarray:
-    limit = request.app.state.settings.max_predict_samples
-    try:
-        form = await request.form(max_files=limit, max_fields=16)
-    except Exception as exc:  # noqa: BLE001 - a malformed multipart body is the client's
-        raise InvalidInput(f"the multipart body cannot be read: {exc}", [detail(["body"], "malformed multipart")]) from None
-    files = [f for f in form.getlist("file") if not isinstance(f, str)]
-    if not files:
-        raise InvalidInput("a multipart predict request needs one or more 'file' fields with PNG or JPEG images",
-                           [detail(["body", "file"], "field required")])
-    pre = Preprocessing.from_dict(record.preprocessing)
-    samples = [image_to_sample(await f.read(), pre, index=i) for i, f in enumerate(files)]
-    return np.stack(samples)
+    requests for one model are micro-batched into one forward pass. (JSON requests are answered by
+    app.predict_http's fast lane in front of the router, with this same code.)"""
+    return await predict_response(request, caller.tenant_id, model_id, top_k)
 
 
 @router.post("/{model_id}/generate", response_model=GenerateOut, responses={200: {"content": {"image/png": {}}}})

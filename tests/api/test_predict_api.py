@@ -157,3 +157,23 @@ def test_a_request_that_waits_past_its_deadline_gets_504(settings, owner, model_
     with serving_client(settings, predict_timeout_seconds=0.2, predict_max_delay_ms=5000, predict_max_batch=64) as c:
         r = c.post(f"/v1/models/{model_id}/predict", json={"inputs": DIGITS.images[:1].tolist()}, headers=owner)
     assert r.status_code == 504 and r.json()["error"]["code"] == "timeout", r.text
+
+
+def test_the_json_lane_answers_errors_like_every_other_route(client, owner, model_id):
+    url = f"/v1/models/{model_id}/predict"
+    sample = {"inputs": DIGITS.images[:1].tolist()}
+    missing = client.post(url, json=sample)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert missing.json()["error"]["code"] == "unauthorized"
+    assert client.post(url, json=sample, headers={"Authorization": "Bearer kiln_wrong"}).status_code == 401
+    unknown = client.post("/v1/models/mdl_nope/predict", json=sample, headers=owner)
+    assert unknown.status_code == 404 and "mdl_nope" in unknown.json()["error"]["message"]
+    too_big = client.post(url, content=b'{"inputs": [' + b"0," * 40_000 + b"0]}", headers={**owner, "content-type": "application/json"})
+    assert too_big.status_code == 413
+    not_int = client.post(url, json=sample, params={"top_k": "abc"}, headers=owner)
+    assert not_int.status_code == 422 and not_int.json()["error"]["details"][0]["loc"] == ["query", "top_k"]
+    # curl -d @body.json labels JSON as a form; it is read as the JSON it is, here as everywhere.
+    import json
+
+    curl = client.post(url, content=json.dumps(sample), headers={**owner, "content-type": "application/x-www-form-urlencoded"})
+    assert curl.status_code == 200 and len(curl.json()["predictions"]) == 1
