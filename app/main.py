@@ -15,7 +15,7 @@ from app.errors import install_error_handlers
 from app.limits import BodySizeLimit, FormAsJson
 from app.predict_http import PredictFastLane
 from app.reconciler import Reconciler
-from app.routers import architectures, datasets, health, jobs, models
+from app.routers import architectures, datasets, health, inference_jobs, jobs, models
 from app.serving import ServingRuntime
 from app.settings import Settings, get_settings
 from app.ttlcache import TTLCache
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.serving = ServingRuntime(settings, app.state.sessions, ArtifactStore(settings.artifacts_dir))
     app.state.callers = TTLCache(settings.auth_cache_seconds)
     install_error_handlers(app)
-    for router in (models.router, health.router, jobs.router, datasets.router, architectures.router):
+    for router in (models.router, health.router, jobs.router, inference_jobs.router, datasets.router, architectures.router):
         app.include_router(router)
     app.add_middleware(PredictFastLane)  # innermost of ours: inside the body limit and form-as-JSON
     app.add_middleware(FormAsJson)

@@ -175,3 +175,53 @@ class TransformIn(BaseModel):
 class TransformOut(BaseModel):
     features: list[list[float]] = Field(description="hidden unit probabilities per sample")
     reconstructions: list[Any] = Field(description="one up-down pass, in raw units")
+
+
+class InferenceJobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_id: str = Field(max_length=40, description="one of your models (a classifier)")
+    dataset_id: str = Field(max_length=200, description="one of your dataset ids, or a builtin:... name")
+    split: Literal["test", "train", "all"] | None = Field(None, description="which samples; default: test if the dataset has one, else train")
+    batch_size: int = Field(256, ge=1, le=8192)
+
+
+class InferenceProgress(BaseModel):
+    step: int = Field(description="batches done")
+    total_steps: int
+    fraction: float
+
+
+class InferenceJobOut(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    id: str
+    state: JobState
+    attempt: int
+    model_id: str
+    dataset_id: str
+    split: str
+    progress: InferenceProgress
+    metrics: dict[str, float] = Field(description="samples, and accuracy where the split has labels")
+    error: ErrorInfo | None
+    results: dict[str, str] | None = Field(description="download paths by format, once succeeded")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> "InferenceJobOut":
+        fraction = 1.0 if job.state == "succeeded" else (job.step / job.total_steps if job.total_steps else 0.0)
+        results = None
+        if job.state == "succeeded":
+            results = {fmt: f"/v1/inference-jobs/{job.id}/results?format={fmt}" for fmt in ("csv", "npz")}
+        return cls(
+            id=job.id, state=job.state, attempt=job.attempt, model_id=job.spec["model_id"], dataset_id=job.spec["dataset_id"],
+            split=job.spec["split"], progress=InferenceProgress(step=job.step, total_steps=job.total_steps, fraction=round(fraction, 4)),
+            metrics=job.latest_metrics or {},
+            error=ErrorInfo(type=job.error_type, message=job.error_message or "") if job.error_type else None,
+            results=results, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        )
+
+
+class InferenceJobList(BaseModel):
+    items: list[InferenceJobOut]
+    next_cursor: str | None

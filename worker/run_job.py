@@ -24,6 +24,7 @@ from app.services import trained_models
 from app.settings import Settings
 from worker.data import load_raw, prepare
 from worker import lifecycle
+from worker.batch_inference import run_inference
 from worker.job_context import JobContext
 from worker.job_log import append_log
 from worker.model_files import save_model
@@ -40,7 +41,7 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def run_training_job(job_id: str, settings: Settings) -> str | None:
+def run_job(job_id: str, settings: Settings) -> str | None:
     """Returns the final state this attempt gave the job, or None if it did not claim it."""
     sessions = session_factory(settings.database_url)
     store = ArtifactStore(settings.artifacts_dir)
@@ -59,59 +60,10 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
     lifecycle.register(ctx)
     outcome: dict = {}
     try:
-        spec = JobSpec.model_validate(job.spec)
-        arch = models.get(spec.model.architecture)
-        params = arch.make_params(spec.model.params)
-        takes = arch.input_spec(params)
-        prepared = prepare(
-            load_raw(spec.data.dataset, store), input_kind=takes.kind, input_size=takes.size,
-            input_channels=takes.channels, validation_fraction=spec.data.validation_fraction, seed=spec.seed,
-            use_test_split=spec.data.use_test_split,
-            standardize=arch.task == "classify",  # generative models learn data scaled to [0, 1]
-        )
-        torch.manual_seed(spec.seed)
-        net = arch.build(params, prepared.preprocessing.input_shape, max(len(prepared.class_names), 1), vocab_size=prepared.preprocessing.vocab_size)
-        init = spec.model.init_from
-        if init is not None:
-            init_from(net, store, init.model_id, reset_head=init.reset_head, freeze=init.freeze)
-        config = TrainConfig(
-            epochs=spec.training.epochs, batch_size=spec.training.batch_size, seed=spec.seed, l1=spec.training.l1,
-            train_loss_every_steps=settings.train_loss_every_steps,
-            max_runtime_seconds=spec.training.max_runtime_seconds or settings.max_runtime_seconds,
-            checkpoint_every_steps=spec.training.checkpoint_every_steps,
-            crop_padding=spec.training.augmentation.random_crop_padding if spec.training.augmentation else 0,
-            horizontal_flip=spec.training.augmentation.horizontal_flip if spec.training.augmentation else False,
-            lr_schedule=spec.training.lr_schedule.model_dump(), grad_clip_norm=spec.training.grad_clip_norm,
-            label_smoothing=spec.training.label_smoothing, loss=spec.training.loss,
-            frozen_modules=tuple(init.freeze) if init else (),
-            early_stopping=spec.training.early_stopping.model_dump() if spec.training.early_stopping else None,
-            mixed_precision=spec.training.mixed_precision,
-            device=resolve_device(settings.device),
-        )
-        trainer = make_trainer(arch.task, net, spec, prepared, config, ctx)
-        result = trainer.fit()
-        if ctx.resumed_from_step is not None:
-            append_log(store, job_id, f"attempt {job.attempt} resumed from the checkpoint at step {ctx.resumed_from_step}")
-        if result.stop_reason is None:
-            model_id = new_id("mdl")
-            metadata = {
-                "id": model_id, "job_id": job_id, "name": spec.name, "architecture": arch.name, "params": spec.model.params,
-                "input_shape": list(prepared.preprocessing.input_shape), "sample_shape": list(prepared.preprocessing.sample_shape),
-                "class_names": prepared.class_names if arch.task == "classify" else [], "preprocessing": prepared.preprocessing.to_dict(),
-                "metrics": result.final_metrics, "parameter_count": sum(p.numel() for p in net.parameters()),
-            }
-            if arch.task == "generate":  # how generated images map back to raw units
-                metadata["preprocessing"]["output_range"] = {"low": trainer.data_low.tolist(), "high": trainer.data_high.tolist()}
-            artifact, size = save_model(store, model_id, net, metadata)
-            outcome = {"state": "succeeded", "model": (model_id, metadata, artifact, size)}
-        elif result.stop_reason == "cancelled":
-            outcome = {"state": "cancelled"}
-        elif result.stop_reason == "timeout":
-            outcome = {"state": "failed", "error": ("timeout", f"ran past max_runtime_seconds ({config.max_runtime_seconds} s)")}
-        elif result.stop_reason == "shutdown":
-            outcome = {"state": "queued"}
-        else:  # lease lost: the job is someone else's now
-            outcome = {}
+        if job.kind == "inference":
+            outcome = run_inference(job, ctx, store, sessions)
+        else:
+            outcome = _train(job, ctx, store, settings)
     except NonFiniteLoss as exc:
         outcome = {"state": "failed", "error": ("non_finite_loss", str(exc))}
         append_log(store, job_id, traceback.format_exc())
@@ -129,6 +81,63 @@ def run_training_job(job_id: str, settings: Settings) -> str | None:
     if outcome["state"] == "queued":
         return _hand_back(settings, sessions, store, job, me)
     return with_retries(lambda: _record_outcome(sessions, store, job, me, outcome), f"job {job_id}: record outcome")
+
+
+def _train(job, ctx: JobContext, store: ArtifactStore, settings: Settings) -> dict:
+    """The training attempt's body; returns the outcome to record ({} when the lease was lost)."""
+    job_id = job.id
+    spec = JobSpec.model_validate(job.spec)
+    arch = models.get(spec.model.architecture)
+    params = arch.make_params(spec.model.params)
+    takes = arch.input_spec(params)
+    prepared = prepare(
+        load_raw(spec.data.dataset, store), input_kind=takes.kind, input_size=takes.size,
+        input_channels=takes.channels, validation_fraction=spec.data.validation_fraction, seed=spec.seed,
+        use_test_split=spec.data.use_test_split,
+        standardize=arch.task == "classify",  # generative models learn data scaled to [0, 1]
+    )
+    torch.manual_seed(spec.seed)
+    net = arch.build(params, prepared.preprocessing.input_shape, max(len(prepared.class_names), 1), vocab_size=prepared.preprocessing.vocab_size)
+    init = spec.model.init_from
+    if init is not None:
+        init_from(net, store, init.model_id, reset_head=init.reset_head, freeze=init.freeze)
+    config = TrainConfig(
+        epochs=spec.training.epochs, batch_size=spec.training.batch_size, seed=spec.seed, l1=spec.training.l1,
+        train_loss_every_steps=settings.train_loss_every_steps,
+        max_runtime_seconds=spec.training.max_runtime_seconds or settings.max_runtime_seconds,
+        checkpoint_every_steps=spec.training.checkpoint_every_steps,
+        crop_padding=spec.training.augmentation.random_crop_padding if spec.training.augmentation else 0,
+        horizontal_flip=spec.training.augmentation.horizontal_flip if spec.training.augmentation else False,
+        lr_schedule=spec.training.lr_schedule.model_dump(), grad_clip_norm=spec.training.grad_clip_norm,
+        label_smoothing=spec.training.label_smoothing, loss=spec.training.loss,
+        frozen_modules=tuple(init.freeze) if init else (),
+        early_stopping=spec.training.early_stopping.model_dump() if spec.training.early_stopping else None,
+        mixed_precision=spec.training.mixed_precision,
+        device=resolve_device(settings.device),
+    )
+    trainer = make_trainer(arch.task, net, spec, prepared, config, ctx)
+    result = trainer.fit()
+    if ctx.resumed_from_step is not None:
+        append_log(store, job_id, f"attempt {job.attempt} resumed from the checkpoint at step {ctx.resumed_from_step}")
+    if result.stop_reason is None:
+        model_id = new_id("mdl")
+        metadata = {
+            "id": model_id, "job_id": job_id, "name": spec.name, "architecture": arch.name, "params": spec.model.params,
+            "input_shape": list(prepared.preprocessing.input_shape), "sample_shape": list(prepared.preprocessing.sample_shape),
+            "class_names": prepared.class_names if arch.task == "classify" else [], "preprocessing": prepared.preprocessing.to_dict(),
+            "metrics": result.final_metrics, "parameter_count": sum(p.numel() for p in net.parameters()),
+        }
+        if arch.task == "generate":  # how generated images map back to raw units
+            metadata["preprocessing"]["output_range"] = {"low": trainer.data_low.tolist(), "high": trainer.data_high.tolist()}
+        artifact, size = save_model(store, model_id, net, metadata)
+        return {"state": "succeeded", "model": (model_id, metadata, artifact, size)}
+    if result.stop_reason == "cancelled":
+        return {"state": "cancelled"}
+    if result.stop_reason == "timeout":
+        return {"state": "failed", "error": ("timeout", f"ran past max_runtime_seconds ({config.max_runtime_seconds} s)")}
+    if result.stop_reason == "shutdown":
+        return {"state": "queued"}
+    return {}  # lease lost: the job is someone else's now
 
 
 def make_trainer(task: str, net, spec: JobSpec, prepared, config: TrainConfig, ctx):

@@ -56,6 +56,8 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
+    # "train", or "inference" (a batch-inference job: same lease, progress and outcome machinery).
+    kind: Mapped[str] = mapped_column(String(16), default="train", server_default="train")
     state: Mapped[str] = mapped_column(String(16), default="queued")
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     # The dataset the job trains on (an uploaded id or a builtin:... name), so a dataset in use cannot be deleted.

@@ -162,23 +162,23 @@ def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int
     return job
 
 
-def get(*, session: Session, tenant_id: str, job_id: str) -> Job:
-    job = session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+def get(*, session: Session, tenant_id: str, job_id: str, kind: str = "train") -> Job:
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id, Job.kind == kind))
     if job is None:
-        raise NotFound(f"job {job_id!r} not found")
+        raise NotFound(f"{'inference job' if kind == 'inference' else 'job'} {job_id!r} not found")
     return job
 
 
-def list_jobs(*, session: Session, tenant_id: str, state: str | None, limit: int, cursor: str | None) -> Page:
-    stmt = select(Job).where(Job.tenant_id == tenant_id)
+def list_jobs(*, session: Session, tenant_id: str, state: str | None, limit: int, cursor: str | None, kind: str = "train") -> Page:
+    stmt = select(Job).where(Job.tenant_id == tenant_id, Job.kind == kind)
     if state:
         stmt = stmt.where(Job.state == state)
     rows = list(session.scalars(newest_first(stmt, Job, limit=limit, cursor=cursor)))
     return page_of(rows, limit)
 
 
-def request_cancel(*, session: Session, tenant_id: str, job_id: str) -> Job:
-    job = get(session=session, tenant_id=tenant_id, job_id=job_id)
+def request_cancel(*, session: Session, tenant_id: str, job_id: str, kind: str = "train") -> Job:
+    job = get(session=session, tenant_id=tenant_id, job_id=job_id, kind=kind)
     if job.state in TERMINAL_STATES:
         raise Conflict(f"job {job_id!r} is already {job.state}")
     # Conditional on the state we read, so a worker claiming the job at this instant cannot be overwritten.

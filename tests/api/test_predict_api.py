@@ -1,6 +1,6 @@
 """Real-time predict through the ASGI app: JSON and image inputs, top_k, micro-batched answers
 that equal one-by-one answers, and 4xx/503/504 where they belong. The model is trained in this
-process by the worker's own code path (``run_training_job``) on builtin:digits."""
+process by the worker's own code path (``run_job``) on builtin:digits."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from app.main import create_app
-from worker.run_job import run_training_job
+from worker.run_job import run_job
 
 MLP_JOB = {
     "name": "mlp-digits",
@@ -28,7 +28,7 @@ DIGITS = load_digits()
 
 def train(client, auth, settings, spec) -> dict:
     job = client.post("/v1/jobs", json=spec, headers=auth).json()
-    assert run_training_job(job["id"], settings) == "succeeded"
+    assert run_job(job["id"], settings) == "succeeded"
     return client.get(f"/v1/jobs/{job['id']}", headers=auth).json()
 
 

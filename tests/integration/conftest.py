@@ -169,14 +169,14 @@ def bare_stack(request, tmp_path_factory):
     s.stop()
 
 
-def wait_for(client: httpx.Client, job_id: str, states: set[str], timeout: float = 120, until=None) -> dict:
-    """Polls until the job is in one of ``states`` (and ``until(job)`` holds). Rides out an API
-    that is restarting or a database that is: those are what some tests do on purpose."""
+def wait_for(client: httpx.Client, job_id: str, states: set[str], timeout: float = 120, until=None, resource: str = "jobs") -> dict:
+    """Polls until the job (``/v1/{resource}/{job_id}``) is in one of ``states`` (and ``until(job)``
+    holds). Rides out an API that is restarting or a database that is: some tests do that on purpose."""
     deadline = time.monotonic() + timeout
     job = {"state": "unknown"}
     while time.monotonic() < deadline:
         try:
-            r = client.get(f"/v1/jobs/{job_id}")
+            r = client.get(f"/v1/{resource}/{job_id}")
             if r.status_code == 200:
                 job = r.json()
                 if job["state"] in states and (until is None or until(job)):

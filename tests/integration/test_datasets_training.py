@@ -6,6 +6,7 @@ import csv
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sklearn.datasets import load_wine
 
@@ -41,6 +42,16 @@ def test_mnist_idx_upload_trains_lenet5_and_reports_test_accuracy(stack):
     model = client.get(f"/v1/models/{job['model_id']}").json()
     assert model["sample_shape"] == [28, 28] and model["preprocessing"]["resize"] == [32, 32]
     assert abs(model["preprocessing"]["mean"][0] - 0.1307) < 0.002
+
+    # Batch inference over the 10,000 test images, on the worker: the accuracy the training job reported.
+    r = client.post("/v1/inference-jobs", json={"model_id": model["id"], "dataset_id": ds["id"], "split": "test"})
+    assert r.status_code == 201, r.text
+    batch = wait_for(client, r.json()["id"], TERMINAL, timeout=300, resource="inference-jobs")
+    assert batch["state"] == "succeeded", (batch, stack.read_logs())
+    assert batch["metrics"]["samples"] == 10_000
+    assert abs(batch["metrics"]["accuracy"] - job["metrics"]["test_accuracy"]) <= 1e-4, (batch["metrics"], job["metrics"])
+    npz = np.load(io.BytesIO(client.get(batch["results"]["npz"]).content), allow_pickle=False)
+    assert npz["predictions"].shape == (10_000,) and npz["labels"][0] == "7"  # the first MNIST test image is a 7
     assert client.delete(f"/v1/datasets/{ds['id']}").status_code == 204
 
 
