@@ -22,6 +22,7 @@ from app.artifacts import MODEL_WEIGHTS, ArtifactStore
 from app.db.tables import TrainedModel
 from app.errors import InvalidInput, detail
 
+
 @dataclass
 class LoadedModel:
     net: torch.nn.Module

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import socket
+import time
 import traceback
 
 import torch
@@ -22,17 +22,17 @@ from app.queue import enqueue_training
 from app.services import jobs as job_service
 from app.services import trained_models
 from app.settings import Settings
-from worker.data import load_raw, prepare
 from worker import lifecycle
 from worker.batch_inference import run_inference
+from worker.data import load_raw, prepare
+from worker.gan_trainer import GANTrainer
 from worker.job_context import JobContext
 from worker.job_log import append_log
 from worker.model_files import save_model
 from worker.optim import build_optimizer
-from worker.gan_trainer import GANTrainer
 from worker.rbm_trainer import RBMTrainer
-from worker.transfer import init_from
 from worker.trainer import NonFiniteLoss, TrainConfig, Trainer, resolve_device
+from worker.transfer import init_from
 
 log = logging.getLogger("kiln.worker")
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
 
-from app import inference
+from app import export, inference
+from app.artifacts import ArtifactStore
 from app.deps import CallerDep, SessionDep, SettingsDep
 from app.predict_http import predict_response
 from app.preprocessing import Preprocessing
@@ -84,3 +86,19 @@ def transform(model_id: str, body: TransformIn, caller: CallerDep, session: Sess
     record = trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id)
     x = inference.samples_array(body.inputs, tuple(record.sample_shape), settings.max_predict_samples)
     return inference.transform(request.app.state.serving.cache.get(record), x)
+
+
+EXPORT_SUFFIX = {"safetensors": "safetensors", "torchscript": "torchscript.pt", "onnx": "onnx"}
+
+
+@router.get("/{model_id}/export", response_class=FileResponse, responses={200: {"content": {"application/octet-stream": {}}}})
+def export_model(
+    model_id: str, caller: CallerDep, session: SessionDep, request: Request,
+    format: Annotated[Literal["safetensors", "torchscript", "onnx"], Query(description="the file to download")],
+):
+    """The model as one file. TorchScript and ONNX take raw samples, as predict does, and give class
+    probabilities: preprocessing is inside. safetensors is the weights alone."""
+    record = trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id)
+    runtime = request.app.state.serving
+    path = export.export_path(ArtifactStore(runtime.settings.artifacts_dir), runtime.cache, record, format)
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{model_id}.{EXPORT_SUFFIX[format]}")
