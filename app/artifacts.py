@@ -70,6 +70,10 @@ class ArtifactStore:
         return target.stat().st_size
 
 
+# Beside a training job's checkpoints: the network's description, so a checkpoint can be served.
+CHECKPOINT_MODEL = "model.json"
+
+
 def job_prefix(job_id: str) -> str:
     return f"jobs/{job_id}"
 

@@ -42,11 +42,18 @@ class LoadedModel:
 
 
 def load(store: ArtifactStore, record: TrainedModel) -> LoadedModel:
+    """A finished model: weights from its safetensors file; or, for a record made from a training
+    job's checkpoint (``artifact_path`` ends in ``.pt``), the network state in that checkpoint."""
     arch = models.get(record.architecture)
     params = arch.make_params(record.params)
     pre = preprocessing.Preprocessing.from_dict(record.preprocessing)
     net = arch.build(params, tuple(record.input_shape), len(record.class_names), vocab_size=pre.vocab_size)
-    net.load_state_dict(load_file(store.path(f"{record.artifact_path}/{MODEL_WEIGHTS}")), strict=True)
+    if record.artifact_path.endswith(".pt"):
+        # weights_only: the checkpoint is a file on disk; never run pickled code from it.
+        state = torch.load(store.path(record.artifact_path), map_location="cpu", weights_only=True)["model"]
+    else:
+        state = load_file(store.path(f"{record.artifact_path}/{MODEL_WEIGHTS}"))
+    net.load_state_dict(state, strict=True)
     net.eval()
     nbytes = sum(t.numel() * t.element_size() for t in net.state_dict().values())
     loaded = LoadedModel(net, pre, list(record.class_names), nbytes, takes_lengths=arch.input_spec(params).kind == "sequence", task=arch.task,

@@ -26,14 +26,24 @@ from app.serving import parse_predict_json
 PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict$")
 
 
-async def predict_response(request: Request, tenant_id: str, model_id: str, top_k: int | None) -> Response:
+async def predict_response(request: Request, tenant_id: str, model_id: str, top_k: int | None, checkpoint: str | None = None) -> Response:
     runtime = request.app.state.serving
-    record = await runtime.record(tenant_id, model_id)
+    if checkpoint == "latest":
+        record = await runtime.latest(tenant_id, model_id)
+    else:
+        record = await runtime.record(tenant_id, model_id)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         x, lengths = await image_samples(request, record), None
     else:
         x, lengths = parse_predict_json(await request.body(), tuple(record.sample_shape), runtime.settings.max_predict_samples)
-    return Response(await runtime.predict(record, x, lengths, top_k), media_type="application/json")
+    try:
+        answer = await runtime.predict(record, x, lengths, top_k)
+    except FileNotFoundError:  # the checkpoint was rotated out since it was looked up: look again, once
+        runtime.forget(tenant_id, model_id)
+        record = await runtime.latest(tenant_id, model_id)
+        answer = await runtime.predict(record, x, lengths, top_k)
+    # Which weights answered: the model itself, or a training job's checkpoint (``job_...@step-N``).
+    return Response(answer, media_type="application/json", headers={"Kiln-Model": record.id})
 
 
 async def image_samples(request: Request, record) -> np.ndarray:
@@ -50,9 +60,18 @@ async def image_samples(request: Request, record) -> np.ndarray:
     return np.stack([image_to_sample(await f.read(), pre, index=i) for i, f in enumerate(files)])
 
 
-def top_k_of(query_string: bytes) -> int | None:
-    """``?top_k=`` as the route declares it: an integer of at least 1, or absent."""
-    raw = dict(parse_qsl(query_string.decode("latin-1"))).get("top_k")
+def query_of(query_string: bytes) -> tuple[int | None, str | None]:
+    """``?top_k=&checkpoint=`` as the route declares them."""
+    query = dict(parse_qsl(query_string.decode("latin-1")))
+    checkpoint = query.get("checkpoint")
+    if checkpoint is not None and checkpoint != "latest":
+        raise InvalidInput("invalid request: query.checkpoint: the only checkpoint is 'latest'",
+                           [detail(["query", "checkpoint"], "Input should be 'latest'")])
+    return top_k_of(query.get("top_k")), checkpoint
+
+
+def top_k_of(raw: str | None) -> int | None:
+    """An integer of at least 1, or absent."""
     if raw is None:
         return None
     try:
@@ -78,7 +97,8 @@ class PredictFastLane:
                 request = Request(scope, receive)
                 try:
                     caller = await authenticate_request(request)
-                    response = await predict_response(request, caller.tenant_id, match.group(1), top_k_of(scope["query_string"]))
+                    top_k, checkpoint = query_of(scope["query_string"])
+                    response = await predict_response(request, caller.tenant_id, match.group(1), top_k, checkpoint)
                 except KilnError as exc:
                     response = JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code, headers=exc.headers)
                 return await response(scope, receive, send)

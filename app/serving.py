@@ -14,12 +14,20 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
 
 from app import inference
-from app.artifacts import ArtifactStore
+from app.artifacts import CHECKPOINT_MODEL, ArtifactStore, job_prefix
 from app.batching import BatchPolicy, DeadlineExceeded, MicroBatcher, Overloaded
-from app.db.tables import TrainedModel
-from app.errors import GatewayTimeout, InvalidInput, Unavailable, detail
+from app.db.tables import Job, TrainedModel
+from app.errors import (
+    Conflict,
+    GatewayTimeout,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+    detail,
+)
 from app.services import trained_models
 from app.settings import Settings
 from app.ttlcache import TTLCache
@@ -38,6 +46,7 @@ class ServingRuntime:
             max_batch_size=settings.predict_max_batch, max_delay_ms=settings.predict_max_delay_ms,
             max_queue=settings.predict_max_queue, timeout_s=settings.predict_timeout_seconds,
         )
+        self.store = store
         self._records: TTLCache[TrainedModel] = TTLCache(settings.model_record_cache_seconds)
         self._batchers: dict[str, tuple[inference.LoadedModel, MicroBatcher]] = {}
 
@@ -57,6 +66,32 @@ class ServingRuntime:
             record = trained_models.get(session=session, tenant_id=tenant_id, model_id=model_id)
             session.expunge(record)
             return record
+
+    async def latest(self, tenant_id: str, ref: str) -> TrainedModel:
+        """``?checkpoint=latest``: a model as it is, or a training job's newest checkpoint, even
+        while the job still runs (then the record is made up from the job's files, id ``job@step-N``)."""
+        key = (tenant_id, ref, "latest")
+        record = self._records.get(key)
+        if record is None:
+            record = await run_in_threadpool(self._read_latest, tenant_id, ref)
+            self._records.put(key, record)
+        return record
+
+    def forget(self, tenant_id: str, ref: str) -> None:
+        self._records.drop((tenant_id, ref, "latest"))
+
+    def _read_latest(self, tenant_id: str, ref: str) -> TrainedModel:
+        with self.sessions() as session:
+            job = session.scalar(select(Job).where(Job.id == ref, Job.tenant_id == tenant_id, Job.kind == "train"))
+            model_id = job.model_id if job is not None else ref
+            model = session.scalar(select(TrainedModel).where(TrainedModel.id == model_id, TrainedModel.tenant_id == tenant_id))
+            if model is not None:
+                session.expunge(model)
+                return model
+            if job is None:
+                raise NotFound(f"no model or training job {ref!r}")
+            session.expunge(job)
+        return checkpoint_record(self.store, job)
 
     async def loaded(self, record: TrainedModel) -> inference.LoadedModel:
         """The model from the cache; a first request loads it on a pool thread (once, however many wait)."""
@@ -122,3 +157,19 @@ def parse_predict_json(body: bytes, sample_shape: tuple[int, ...], max_samples: 
     if lengths is not None and not isinstance(lengths, list):
         raise InvalidInput("lengths must be a list of integers", [detail(["body", "lengths"], "a list")])
     return inference.samples_array(inputs, sample_shape, max_samples), lengths
+
+
+def checkpoint_record(store: ArtifactStore, job: Job) -> TrainedModel:
+    """A transient model record for a training job's newest checkpoint."""
+    prefix = job_prefix(job.id)
+    if not store.exists(f"{prefix}/{CHECKPOINT_MODEL}"):
+        raise Conflict(f"job {job.id} is {job.state} and has not started training a classifier: no checkpoint to predict with")
+    checkpoints = [k for k in store.list(f"{prefix}/checkpoints") if k.rsplit("/", 1)[1].startswith("step-")]
+    if not checkpoints:
+        raise Conflict(f"job {job.id} has no checkpoint yet: the first is written at the end of its first epoch")
+    described = orjson.loads(store.read_bytes(f"{prefix}/{CHECKPOINT_MODEL}"))
+    step = int(checkpoints[-1].rsplit("step-", 1)[1].split(".")[0])
+    return TrainedModel(
+        id=f"{job.id}@step-{step}", tenant_id=job.tenant_id, job_id=job.id, name=job.name, metrics={}, parameter_count=0,
+        size_bytes=0, artifact_path=checkpoints[-1], **described,
+    )

@@ -9,11 +9,12 @@ import socket
 import time
 import traceback
 
+import orjson
 import torch
 from sqlalchemy.exc import SQLAlchemyError
 
 import models
-from app.artifacts import ArtifactStore, model_prefix
+from app.artifacts import CHECKPOINT_MODEL, ArtifactStore, job_prefix, model_prefix
 from app.db.engine import session_factory
 from app.db.tables import TrainedModel
 from app.ids import new_id
@@ -98,6 +99,12 @@ def _train(job, ctx: JobContext, store: ArtifactStore, settings: Settings) -> di
     )
     torch.manual_seed(spec.seed)
     net = arch.build(params, prepared.preprocessing.input_shape, max(len(prepared.class_names), 1), vocab_size=prepared.preprocessing.vocab_size)
+    if arch.task == "classify":  # what predict?checkpoint=latest needs to rebuild the network from a checkpoint
+        store.write_bytes(f"{job_prefix(job_id)}/{CHECKPOINT_MODEL}", orjson.dumps({
+            "architecture": arch.name, "params": spec.model.params, "input_shape": list(prepared.preprocessing.input_shape),
+            "sample_shape": list(prepared.preprocessing.sample_shape), "class_names": prepared.class_names,
+            "preprocessing": prepared.preprocessing.to_dict(),
+        }))
     init = spec.model.init_from
     if init is not None:
         init_from(net, store, init.model_id, reset_head=init.reset_head, freeze=init.freeze)

@@ -62,11 +62,13 @@ PREDICT_BODY = {
 async def predict(
     model_id: str, caller: CallerDep, request: Request,
     top_k: Annotated[int | None, Query(ge=1, description="also answer the k likeliest classes of each sample")] = None,
+    checkpoint: Annotated[Literal["latest"] | None, Query(
+        description="latest: answer from the newest weights; model_id may then be a training job's id, even while it runs")] = None,
 ):
     """Samples as JSON ``{"inputs": [...]}`` or images as multipart ``file`` fields. Concurrent
     requests for one model are micro-batched into one forward pass. (JSON requests are answered by
     app.predict_http's fast lane in front of the router, with this same code.)"""
-    return await predict_response(request, caller.tenant_id, model_id, top_k)
+    return await predict_response(request, caller.tenant_id, model_id, top_k, checkpoint)
 
 
 @router.post("/{model_id}/generate", response_model=GenerateOut, responses={200: {"content": {"image/png": {}}}})

@@ -177,3 +177,14 @@ def test_the_json_lane_answers_errors_like_every_other_route(client, owner, mode
 
     curl = client.post(url, content=json.dumps(sample), headers={**owner, "content-type": "application/x-www-form-urlencoded"})
     assert curl.status_code == 200 and len(curl.json()["predictions"]) == 1
+
+
+def test_checkpoint_latest_of_a_finished_job_is_its_model(client, owner, model_id):
+    job_id = client.get(f"/v1/models/{model_id}", headers=owner).json()["job_id"]
+    sample = {"inputs": DIGITS.images[:5].tolist()}
+    by_job = client.post(f"/v1/models/{job_id}/predict", json=sample, params={"checkpoint": "latest"}, headers=owner)
+    by_model = client.post(f"/v1/models/{model_id}/predict", json=sample, headers=owner)
+    assert by_job.status_code == 200 and by_job.headers["kiln-model"] == by_model.headers["kiln-model"] == model_id
+    assert by_job.json() == by_model.json()
+    bad = client.post(f"/v1/models/{model_id}/predict", json=sample, params={"checkpoint": "best"}, headers=owner)
+    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["loc"] == ["query", "checkpoint"]

@@ -117,3 +117,28 @@ def test_a_job_past_its_max_runtime_fails_with_reason_timeout_and_keeps_its_chec
     assert "max_runtime_seconds" in job["error"]["message"]
     checkpoints = stack.data_dir / "artifacts" / "jobs" / job["id"] / "checkpoints"
     assert any(p.name.startswith("step-") for p in checkpoints.iterdir())
+
+
+def test_a_job_still_training_answers_predict_from_its_newest_checkpoint(stack):
+    client = stack.new_tenant()
+    digits = load_digits()
+    sample = {"inputs": digits.images[:50].tolist()}
+    job_id = client.post("/v1/jobs", json=LONG_MLP_JOB).json()["id"]
+    url = f"/v1/models/{job_id}/predict"
+    early = client.post(url, json=sample, params={"checkpoint": "latest"})
+    assert early.status_code == 409, early.text  # queued, or still in its first epoch: nothing to answer from yet
+    assert client.post(url, json=sample).status_code == 404  # without checkpoint=latest a job id is no model
+
+    # The first checkpoint lands at the end of epoch 1; the job keeps training.
+    wait_for(client, job_id, {"running"}, timeout=60, until=lambda j: j["progress"]["epoch"] >= 2)
+    answer = client.post(url, json=sample, params={"checkpoint": "latest"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["kiln-model"].startswith(f"{job_id}@step-")
+    predictions = [int(p) for p in answer.json()["predictions"]]
+    assert np.mean(np.array(predictions) == digits.target[:50]) > 0.5  # it has learnt something already
+    assert client.get(f"/v1/jobs/{job_id}").json()["state"] == "running"
+
+    other = stack.new_tenant()
+    assert other.post(url, json=sample, params={"checkpoint": "latest"}).status_code == 404
+    client.post(f"/v1/jobs/{job_id}/cancel")
+    assert wait_for(client, job_id, {"cancelled", "failed", "succeeded"}, timeout=20)["state"] == "cancelled"
