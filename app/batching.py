@@ -90,44 +90,47 @@ class MicroBatcher:
     async def _collect(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            self._drop_abandoned_head()
             if not self._waiting:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            await self._fill_or_wait(self._waiting[0].arrived + self.policy.max_delay_ms / 1000)
+            # Re-read each time round: the head may have given up, and the policy may have changed.
+            left = self._waiting[0].arrived + self.policy.max_delay_ms / 1000 - time.monotonic()
+            if self._waiting_samples < self.policy.max_batch_size and left > 0:
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), left)
+                except asyncio.TimeoutError:
+                    pass
+                continue
             batch = self._take()
-            if not batch:
-                continue
-            x = np.concatenate([p.x for p in batch]) if len(batch) > 1 else batch[0].x
-            extra = None
-            if batch[0].extra is not None:
-                extra = np.concatenate([p.extra for p in batch]) if len(batch) > 1 else batch[0].extra
-            self.batches += 1
-            self.largest_batch = max(self.largest_batch, len(x))
-            try:
-                out = await loop.run_in_executor(self.executor, self.run, x, extra)
-            except Exception as exc:  # noqa: BLE001 - each request of the batch gets the error
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                continue
-            start = 0
+            if batch:
+                await self._run(loop, batch)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
+        x = np.concatenate([p.x for p in batch]) if len(batch) > 1 else batch[0].x
+        extra = None
+        if batch[0].extra is not None:
+            extra = np.concatenate([p.extra for p in batch]) if len(batch) > 1 else batch[0].extra
+        self.batches += 1
+        self.largest_batch = max(self.largest_batch, len(x))
+        try:
+            out = await loop.run_in_executor(self.executor, self.run, x, extra)
+        except Exception as exc:  # noqa: BLE001 - each request of the batch gets the error
             for p in batch:
                 if not p.future.done():
-                    p.future.set_result(out[start:start + p.n])
-                start += p.n
+                    p.future.set_exception(exc)
+            return
+        start = 0
+        for p in batch:
+            if not p.future.done():
+                p.future.set_result(out[start:start + p.n])
+            start += p.n
 
-    async def _fill_or_wait(self, until: float) -> None:
-        """Waits for more samples until the batch is full or the first request's delay is up."""
-        while self._waiting_samples < self.policy.max_batch_size:
-            left = until - time.monotonic()
-            if left <= 0:
-                return
-            self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), left)
-            except TimeoutError:
-                return
+    def _drop_abandoned_head(self) -> None:
+        while self._waiting and self._waiting[0].future.done():  # its caller gave up (deadline)
+            self._waiting_samples -= self._waiting.popleft().n
 
     def _take(self) -> list[_Pending]:
         batch: list[_Pending] = []

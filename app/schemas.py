@@ -81,6 +81,7 @@ class ModelOut(BaseModel):
     metrics: dict[str, float]
     parameter_count: int
     size_bytes: int
+    serving: "ServingOptions" = Field(description="micro-batching overrides; null fields take the service's defaults")
     job_id: str | None
     created_at: datetime
 
@@ -89,8 +90,23 @@ class ModelOut(BaseModel):
         return cls(
             id=m.id, name=m.name, architecture=m.architecture, params=m.params, input_shape=m.input_shape,
             sample_shape=m.sample_shape, class_names=m.class_names, preprocessing=m.preprocessing, metrics=m.metrics,
-            parameter_count=m.parameter_count, size_bytes=m.size_bytes, job_id=m.job_id, created_at=m.created_at,
+            parameter_count=m.parameter_count, size_bytes=m.size_bytes, serving=ServingOptions(**(m.serving or {})),
+            job_id=m.job_id, created_at=m.created_at,
         )
+
+
+class ServingOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_batch_size: int | None = Field(None, ge=1, le=4096, description="samples per forward pass (KILN_PREDICT_MAX_BATCH)")
+    max_delay_ms: float | None = Field(None, ge=0, le=1000, description="how long an idle model waits for company (KILN_PREDICT_MAX_DELAY_MS)")
+
+
+class ModelPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    serving: ServingOptions
+
+
+ModelOut.model_rebuild()
 
 
 class ModelList(BaseModel):

@@ -8,6 +8,7 @@ cache and batchers. Forward passes run on one thread per process, off the event 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -97,13 +98,30 @@ class ServingRuntime:
         """The model from the cache; a first request loads it on a pool thread (once, however many wait)."""
         return self.cache.cached(record.id) or await run_in_threadpool(self.cache.get, record)
 
-    def batcher(self, model_id: str, loaded: inference.LoadedModel) -> MicroBatcher:
-        entry = self._batchers.get(model_id)
+    def forget_record(self, tenant_id: str, model_id: str) -> None:
+        self._records.drop((tenant_id, model_id))
+
+    def policy_for(self, record: TrainedModel) -> BatchPolicy:
+        """The model's overrides over the settings' defaults. KILN_PREDICT_MAX_BATCH=1 turns batching
+        off for every model, overrides included: it is the switch for comparing with and without."""
+        overrides = record.serving or {}
+        if self.policy.max_batch_size == 1 or not overrides:
+            return self.policy
+        return replace(
+            self.policy,
+            max_batch_size=overrides.get("max_batch_size", self.policy.max_batch_size),
+            max_delay_ms=overrides.get("max_delay_ms", self.policy.max_delay_ms),
+        )
+
+    def batcher(self, record: TrainedModel, loaded: inference.LoadedModel) -> MicroBatcher:
+        entry = self._batchers.get(record.id)
         if entry is None or entry[0] is not loaded:  # new, or the model was evicted and loaded again
             if len(self._batchers) > 4 * max(1, len(self.cache)):
                 self._drop_idle_batchers()
-            entry = (loaded, MicroBatcher(partial(inference.forward_probs, loaded), self.executor, self.policy))
-            self._batchers[model_id] = entry
+            entry = (loaded, MicroBatcher(partial(inference.forward_probs, loaded), self.executor, self.policy_for(record)))
+            self._batchers[record.id] = entry
+        else:
+            entry[1].policy = self.policy_for(record)  # the record may carry new overrides
         return entry[1]
 
     def _drop_idle_batchers(self) -> None:
@@ -122,7 +140,7 @@ class ServingRuntime:
             raise InvalidInput(f"top_k is {top_k} but the model has {len(loaded.class_names)} classes",
                                [detail(["query", "top_k"], f"at most {len(loaded.class_names)}")])
         try:
-            probs = await self.batcher(record.id, loaded).submit(x, lengths if loaded.takes_lengths else None)
+            probs = await self.batcher(record, loaded).submit(x, lengths if loaded.takes_lengths else None)
         except Overloaded as exc:
             raise Unavailable(f"model {record.id} is over capacity: {exc}; retry shortly", headers={"Retry-After": "1"}) from None
         except DeadlineExceeded as exc:

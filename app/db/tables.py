@@ -131,6 +131,8 @@ class TrainedModel(Base):
     parameter_count: Mapped[int] = mapped_column(Integer)
     artifact_path: Mapped[str] = mapped_column(String(500))
     size_bytes: Mapped[int] = mapped_column(Integer)
+    # Micro-batching overrides for this model ({"max_batch_size", "max_delay_ms"}); null: the settings' defaults.
+    serving: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -16,6 +16,7 @@ from app.schemas import (
     GenerateIn,
     GenerateOut,
     ModelList,
+    ModelPatch,
     ModelOut,
     PredictIn,
     PredictOut,
@@ -56,6 +57,16 @@ PREDICT_BODY = {
         },
     }
 }
+
+
+@router.patch("/{model_id}", response_model=ModelOut)
+def update_model(model_id: str, body: ModelPatch, caller: CallerDep, session: SessionDep, request: Request):
+    """Per-model serving options. This API process applies them at once; others within
+    ``KILN_MODEL_RECORD_CACHE_SECONDS``."""
+    model = trained_models.set_serving(session=session, tenant_id=caller.tenant_id, model_id=model_id, options=body.serving.model_dump())
+    session.commit()
+    request.app.state.serving.forget_record(caller.tenant_id, model_id)
+    return ModelOut.of(model)
 
 
 @router.post("/{model_id}/predict", response_model=PredictOut, openapi_extra=PREDICT_BODY)

@@ -26,3 +26,11 @@ def add(*, session: Session, model: TrainedModel) -> TrainedModel:
     session.add(model)
     session.flush()
     return model
+
+
+def set_serving(*, session: Session, tenant_id: str, model_id: str, options: dict) -> TrainedModel:
+    """Stores the model's micro-batching overrides (null fields: the defaults)."""
+    model = get(session=session, tenant_id=tenant_id, model_id=model_id)
+    model.serving = {k: v for k, v in options.items() if v is not None} or None
+    session.flush()
+    return model

@@ -188,3 +188,21 @@ def test_checkpoint_latest_of_a_finished_job_is_its_model(client, owner, model_i
     assert by_job.json() == by_model.json()
     bad = client.post(f"/v1/models/{model_id}/predict", json=sample, params={"checkpoint": "best"}, headers=owner)
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["loc"] == ["query", "checkpoint"]
+
+
+def test_per_model_serving_options_are_validated_stored_and_applied(settings, owner, auth, model_id):
+    # A deadline of 0.3 s: the default 2 ms wait answers; a model told to wait 2 s for company does not.
+    with serving_client(settings, predict_timeout_seconds=0.3) as c:
+        url = f"/v1/models/{model_id}/predict"
+        sample = {"inputs": DIGITS.images[:1].tolist()}
+        assert c.post(url, json=sample, headers=owner).status_code == 200
+        r = c.patch(f"/v1/models/{model_id}", json={"serving": {"max_batch_size": 64, "max_delay_ms": 1000}}, headers=owner)
+        assert r.status_code == 200 and r.json()["serving"] == {"max_batch_size": 64, "max_delay_ms": 1000.0}
+        assert c.post(url, json=sample, headers=owner).status_code == 504
+        assert c.patch(f"/v1/models/{model_id}", json={"serving": {}}, headers=owner).json()["serving"] == {"max_batch_size": None, "max_delay_ms": None}
+        assert c.post(url, json=sample, headers=owner).status_code == 200
+
+        bad = c.patch(f"/v1/models/{model_id}", json={"serving": {"max_batch_size": 0}}, headers=owner)
+        assert bad.status_code == 422 and bad.json()["error"]["details"][0]["loc"][-1] == "max_batch_size"
+        assert c.patch(f"/v1/models/{model_id}", json={"serving": {"batch": 3}}, headers=owner).status_code == 422
+        assert c.patch(f"/v1/models/{model_id}", json={"serving": {}}, headers=auth).status_code == 404

@@ -1,4 +1,4 @@
-"""jobs kind: training or batch inference
+"""jobs kind (training or batch inference); models serving options
 
 Revision ID: 0004
 Revises: 0003
@@ -19,8 +19,12 @@ depends_on: Union[str, Sequence[str], None] = None
 def upgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('kind', sa.String(length=16), server_default='train', nullable=False))
+    with op.batch_alter_table('models', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('serving', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('models', schema=None) as batch_op:
+        batch_op.drop_column('serving')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_column('kind')
