@@ -6,7 +6,8 @@ limit; then TorchServe tuned (../shared/peers/torchserve) with the same body and
     python bench/predict_load.py [--duration 15] [--api-workers 2] [--no-peer]
 
 Needs wrk (apt-get install wrk). Both servers get the same body: one real 28x28 MNIST test image
-in Kiln's predict JSON.
+in Kiln's predict JSON. Also runs a batch-inference job over the 10,000 test images and prints its
+accuracy beside the one the training job reported.
 """
 
 from __future__ import annotations
@@ -131,6 +132,11 @@ def main() -> None:
             assert job["state"] == "succeeded", job
             model_id = job["model_id"]
             print(f"LeNet-5 trained on MNIST, 1 epoch: test_accuracy {job['metrics'].get('test_accuracy'):.4f}")
+            started = time.perf_counter()
+            batch = client.post("/v1/inference-jobs", json={"model_id": model_id, "dataset_id": dataset["id"], "split": "test"}).json()
+            batch = wait_for(client, batch["id"], {"succeeded", "failed", "cancelled"}, timeout=600, resource="inference-jobs")
+            print(f"batch inference job over the {batch['metrics'].get('samples', 0):.0f} test images: {batch['state']}, "
+                  f"accuracy {batch['metrics'].get('accuracy', float('nan')):.4f}, {time.perf_counter() - started:.1f} s submit to done")
             stack.stop()  # the training worker and the one-process API: the load runs alone
             stack.processes.clear()
 
