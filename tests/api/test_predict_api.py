@@ -206,3 +206,25 @@ def test_per_model_serving_options_are_validated_stored_and_applied(settings, ow
         assert bad.status_code == 422 and bad.json()["error"]["details"][0]["loc"][-1] == "max_batch_size"
         assert c.patch(f"/v1/models/{model_id}", json={"serving": {"batch": 3}}, headers=owner).status_code == 422
         assert c.patch(f"/v1/models/{model_id}", json={"serving": {}}, headers=auth).status_code == 404
+
+
+def test_concurrent_first_requests_load_a_model_once_and_the_cache_evicts_by_bytes(client, settings, model_id):
+    from app.artifacts import ArtifactStore
+    from app.db.tables import TrainedModel
+    from app.inference import ModelCache
+
+    with client.app.state.sessions() as session:
+        record = session.get(TrainedModel, model_id)
+        session.expunge(record)
+    cache = ModelCache(ArtifactStore(settings.artifacts_dir), max_bytes=10**9)
+    with ThreadPoolExecutor(8) as pool:
+        loaded = list(pool.map(lambda _: cache.get(record), range(8)))
+    assert all(m is loaded[0] for m in loaded) and len(cache) == 1  # one load, shared by all eight
+
+    # A cache one model big keeps only the newest of two.
+    small = ModelCache(ArtifactStore(settings.artifacts_dir), max_bytes=loaded[0].nbytes)
+    copy = TrainedModel(**{c.key: getattr(record, c.key) for c in TrainedModel.__table__.columns})
+    copy.id = "mdl_copy"
+    small.get(record)
+    small.get(copy)
+    assert small.cached(record.id) is None and small.cached("mdl_copy") is not None
