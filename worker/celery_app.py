@@ -9,12 +9,7 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import (
-    worker_process_init,
-    worker_ready,
-    worker_shutdown,
-    worker_shutting_down,
-)
+from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 
 from app.db.engine import session_factory
 from app.queue import celery_config, prepare_sql_broker

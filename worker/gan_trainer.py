@@ -30,13 +30,7 @@ import torch.nn.functional as F
 
 from models.gan import GAN
 from worker.context import TrainingContext
-from worker.trainer import (
-    NonFiniteLoss,
-    StepBookkeeping,
-    TensorData,
-    TrainConfig,
-    TrainResult,
-)
+from worker.trainer import NonFiniteLoss, StepBookkeeping, TensorData, TrainConfig, TrainResult
 
 EPS = 1e-8
 # Per-epoch running sums, kept on the device so the hot loop never synchronises.

@@ -27,13 +27,7 @@ import torch.nn.functional as F
 
 from models.rbm import RBM
 from worker.context import TrainingContext
-from worker.trainer import (
-    NonFiniteLoss,
-    StepBookkeeping,
-    TensorData,
-    TrainConfig,
-    TrainResult,
-)
+from worker.trainer import NonFiniteLoss, StepBookkeeping, TensorData, TrainConfig, TrainResult
 
 EVAL_BATCH = 1024
 EPS = 1e-8

@@ -11,14 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from app.ingest.common import (
-    ArrayOut,
-    Converted,
-    IngestError,
-    IngestLimits,
-    Split,
-    Upload,
-)
+from app.ingest.common import ArrayOut, Converted, IngestError, IngestLimits, Split, Upload
 
 ROWS_PER_CHUNK = 10_000
 

@@ -15,17 +15,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from app.ingest.common import (
-    CHUNK,
-    ArrayOut,
-    Converted,
-    IngestError,
-    IngestLimits,
-    Split,
-    Upload,
-    read_exact,
-    rewrite,
-)
+from app.ingest.common import CHUNK, ArrayOut, Converted, IngestError, IngestLimits, Split, Upload, read_exact, rewrite
 
 DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 

@@ -9,14 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from app.ingest.common import (
-    ArrayOut,
-    Converted,
-    IngestError,
-    IngestLimits,
-    Split,
-    Upload,
-)
+from app.ingest.common import ArrayOut, Converted, IngestError, IngestLimits, Split, Upload
 from app.ingest.zipsafe import open_zip
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}

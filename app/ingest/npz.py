@@ -15,16 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from app.ingest.common import (
-    CHUNK,
-    ArrayOut,
-    Converted,
-    IngestError,
-    IngestLimits,
-    Split,
-    Upload,
-    rewrite,
-)
+from app.ingest.common import CHUNK, ArrayOut, Converted, IngestError, IngestLimits, Split, Upload, rewrite
 from app.ingest.zipsafe import open_zip
 
 

@@ -12,17 +12,7 @@ from app.artifacts import ArtifactStore
 from app.deps import CallerDep, SessionDep, SettingsDep
 from app.predict_http import predict_response
 from app.preprocessing import Preprocessing
-from app.schemas import (
-    GenerateIn,
-    GenerateOut,
-    ModelList,
-    ModelPatch,
-    ModelOut,
-    PredictIn,
-    PredictOut,
-    TransformIn,
-    TransformOut,
-)
+from app.schemas import GenerateIn, GenerateOut, ModelList, ModelOut, ModelPatch, PredictIn, PredictOut, TransformIn, TransformOut
 from app.services import trained_models
 from app.services.datasets import png_grid
 
