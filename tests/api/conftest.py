@@ -47,6 +47,16 @@ def auth(new_key) -> dict[str, str]:
     return new_key()
 
 
+@pytest.fixture(scope="module")
+def owner(settings, request) -> dict[str, str]:
+    """A tenant shared by one module's tests, for the models it trains once."""
+    with session_factory(settings.database_url)() as session:
+        tenant = tenants.get_or_create_tenant(session=session, name=f"owner-{request.module.__name__.rsplit('.', 1)[-1]}")
+        key = tenants.create_key(session=session, tenant=tenant)
+        session.commit()
+    return {"Authorization": f"Bearer {key}"}
+
+
 LENET_JOB = {
     "name": "lenet-digits",
     "model": {"architecture": "lenet5", "params": {"activation": "relu"}},

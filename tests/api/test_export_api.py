@@ -22,17 +22,6 @@ SAMPLES = DIGITS.images[:64].astype(np.float32)  # raw, as in the dataset: 8x8, 
 
 
 @pytest.fixture(scope="module")
-def owner(settings):
-    from app.db.engine import session_factory
-    from app.services import tenants
-
-    with session_factory(settings.database_url)() as session:
-        key = tenants.create_key(session=session, tenant=tenants.get_or_create_tenant(session=session, name="export-owner"))
-        session.commit()
-    return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture(scope="module")
 def models_by_arch(client, owner, settings) -> dict[str, str]:
     # lenet5 resizes 8x8 to 32x32 and standardises per channel; the MLP flattens and standardises per pixel.
     lenet = {**LENET_JOB, "training": {**LENET_JOB["training"], "epochs": 3}}

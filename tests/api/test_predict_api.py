@@ -33,17 +33,6 @@ def train(client, auth, settings, spec) -> dict:
 
 
 @pytest.fixture(scope="module")
-def owner(settings):
-    from app.db.engine import session_factory
-    from app.services import tenants
-
-    with session_factory(settings.database_url)() as session:
-        key = tenants.create_key(session=session, tenant=tenants.get_or_create_tenant(session=session, name="predict-owner"))
-        session.commit()
-    return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture(scope="module")
 def model_id(client, owner, settings) -> str:
     return train(client, owner, settings, MLP_JOB)["model_id"]
 
