@@ -85,6 +85,15 @@ def enqueue_training(settings: Settings, job_id: str) -> None:
     _producer(settings).send_task(TRAIN_TASK, args=[job_id], queue=settings.queue_name)
 
 
+def wake_worker(settings: Settings, job_id: str) -> None:
+    """Sends the message for a job whose row is committed. A send that fails loses nothing: the
+    job is queued in the database, and the reconciler re-sends for a queued job without a message."""
+    try:
+        enqueue_training(settings, job_id)
+    except Exception:  # noqa: BLE001 - see above
+        log.warning("job %s is queued but its message could not be sent; the reconciler will", job_id, exc_info=True)
+
+
 def broker_reachable(settings: Settings) -> bool:
     try:
         with _producer(settings).connection_for_write() as conn:

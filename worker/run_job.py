@@ -19,7 +19,7 @@ from app.db.engine import session_factory
 from app.db.tables import TrainedModel
 from app.ids import new_id
 from app.jobspec import JobSpec
-from app.queue import enqueue_training
+from app.queue import wake_worker
 from app.services import jobs as job_service
 from app.services import trained_models
 from app.settings import Settings
@@ -182,10 +182,7 @@ def _hand_back(settings: Settings, sessions, store: ArtifactStore, job, me: str)
     if not with_retries(release, f"job {job.id}: release"):
         return None
     append_log(store, job.id, f"attempt {job.attempt} stopped by worker shutdown; checkpointed and returned to the queue")
-    try:
-        enqueue_training(settings, job.id)
-    except Exception:  # noqa: BLE001 - the reconciler re-sends for a queued job without a message
-        log.warning("job %s: could not send its message; the reconciler will", job.id, exc_info=True)
+    wake_worker(settings, job.id)
     return "queued"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -11,13 +10,12 @@ from fastapi.responses import FileResponse
 from app.artifacts import ArtifactStore
 from app.deps import CallerDep, SessionDep, SettingsDep
 from app.errors import Conflict
-from app.queue import enqueue_training
+from app.queue import wake_worker
 from app.schemas import InferenceJobIn, InferenceJobList, InferenceJobOut, JobState
 from app.services import inference_jobs
 from app.services import jobs as job_service
 
 router = APIRouter(prefix="/v1/inference-jobs", tags=["inference jobs"])
-log = logging.getLogger("kiln.api")
 MEDIA_TYPES = {"csv": "text/csv", "npz": "application/octet-stream"}
 
 
@@ -25,10 +23,7 @@ MEDIA_TYPES = {"csv": "text/csv", "npz": "application/octet-stream"}
 def submit(body: InferenceJobIn, caller: CallerDep, session: SessionDep, settings: SettingsDep, request: Request, response: Response):
     job = inference_jobs.create(session=session, tenant_id=caller.tenant_id, request=body, max_attempts=settings.max_attempts)
     session.commit()
-    try:
-        enqueue_training(settings, job.id)  # one queue and one task for every job kind
-    except Exception:  # noqa: BLE001 - committed; the reconciler re-sends
-        log.exception("inference job %s committed but its message could not be sent", job.id)
+    wake_worker(settings, job.id)  # one queue and one task for every job kind
     response.headers["Location"] = str(request.url_for("get_inference_job", job_id=job.id))
     return InferenceJobOut.of(job)
 

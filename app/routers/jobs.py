@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse
 from app.artifacts import ArtifactStore, job_prefix
 from app.deps import CallerDep, SessionDep, SettingsDep
 from app.jobspec import JobSpec
-from app.queue import enqueue_training
+from app.queue import wake_worker
 from app.schemas import JobList, JobOut, JobState, MetricsOut
 from app.services import jobs as job_service
 from app.services import metrics as metric_service
@@ -24,10 +24,7 @@ log = logging.getLogger("kiln.api")
 def submit_job(spec: JobSpec, caller: CallerDep, session: SessionDep, settings: SettingsDep, request: Request, response: Response):
     job = job_service.create(session=session, tenant_id=caller.tenant_id, spec=spec, max_attempts=settings.max_attempts)
     session.commit()
-    try:
-        enqueue_training(settings, job.id)
-    except Exception:  # noqa: BLE001 - the job is committed; the message can be re-sent, the job is not lost
-        log.exception("job %s committed but its message could not be sent", job.id)
+    wake_worker(settings, job.id)
     response.headers["Location"] = str(request.url_for("get_job", job_id=job.id))
     return JobOut.of(job)
 
