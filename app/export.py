@@ -94,8 +94,9 @@ def torchscript_bytes(loaded: inference.LoadedModel, record: TrainedModel) -> by
             traced = torch.jit.trace(module, example_inputs(loaded), check_trace=False)
         except Exception as exc:  # noqa: BLE001 - the tracer's limit, reported to the caller
             raise ExportUnsupported(str(exc).strip().splitlines()[0]) from None
-    out = io.BytesIO()
-    torch.jit.save(traced, out, _extra_files={"kiln.json": orjson.dumps(metadata(record))})
+        out = io.BytesIO()
+        # torch 2.13 marks TorchScript deprecated in favour of torch.export; the format users ask for still loads everywhere.
+        torch.jit.save(traced, out, _extra_files={"kiln.json": orjson.dumps(metadata(record))})
     return out.getvalue()
 
 
