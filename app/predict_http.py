@@ -39,7 +39,7 @@ async def predict_response(request: Request, tenant_id: str, model_id: str, top_
     try:
         answer = await runtime.predict(record, x, lengths, top_k)
     except FileNotFoundError:  # the checkpoint was rotated out since it was looked up: look again, once
-        runtime.forget(tenant_id, model_id)
+        runtime.forget_latest(tenant_id, model_id)
         record = await runtime.latest(tenant_id, model_id)
         answer = await runtime.predict(record, x, lengths, top_k)
     # Which weights answered: the model itself, or a training job's checkpoint (``job_...@step-N``).

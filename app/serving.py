@@ -21,14 +21,7 @@ from app import inference
 from app.artifacts import CHECKPOINT_MODEL, ArtifactStore, job_prefix
 from app.batching import BatchPolicy, DeadlineExceeded, MicroBatcher, Overloaded
 from app.db.tables import Job, TrainedModel
-from app.errors import (
-    Conflict,
-    GatewayTimeout,
-    InvalidInput,
-    NotFound,
-    Unavailable,
-    detail,
-)
+from app.errors import Conflict, GatewayTimeout, InvalidInput, NotFound, Unavailable, detail
 from app.services import trained_models
 from app.settings import Settings
 from app.ttlcache import TTLCache
@@ -78,7 +71,7 @@ class ServingRuntime:
             self._records.put(key, record)
         return record
 
-    def forget(self, tenant_id: str, ref: str) -> None:
+    def forget_latest(self, tenant_id: str, ref: str) -> None:
         self._records.drop((tenant_id, ref, "latest"))
 
     def _read_latest(self, tenant_id: str, ref: str) -> TrainedModel:

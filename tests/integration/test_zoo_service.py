@@ -93,6 +93,12 @@ def test_gan_trains_adversarially_and_generates_arrays_and_png(embedded):
     png = client.post(f"/v1/models/{job['model_id']}/generate", params={"format": "png"}, json={"n": 9})
     assert png.headers["content-type"] == "image/png" and Image.open(io.BytesIO(png.content)).size[0] > 8
     assert client.post(f"/v1/models/{job['model_id']}/predict", json={"inputs": [[[0] * 8] * 8]}).status_code == 422
+    # Exports of graphs are for classifiers; a GAN's weights still download.
+    onnx = client.get(f"/v1/models/{job['model_id']}/export", params={"format": "onnx"})
+    assert onnx.status_code == 409 and "safetensors" in onnx.json()["error"]["message"]
+    assert client.get(f"/v1/models/{job['model_id']}/export", params={"format": "safetensors"}).status_code == 200
+    batch = client.post("/v1/inference-jobs", json={"model_id": job["model_id"], "dataset_id": DIGITS})
+    assert batch.status_code == 422 and "not a classifier" in batch.json()["error"]["message"]
 
 
 def test_rbm_trains_by_contrastive_divergence_and_transforms(embedded):
