@@ -102,8 +102,8 @@ def torchscript_bytes(loaded: inference.LoadedModel, record: TrainedModel) -> by
 
 def onnx_bytes(loaded: inference.LoadedModel, record: TrainedModel) -> bytes:
     """torch.export's exporter first (it knows adaptive pooling and the fused transformer layer),
-    then the TorchScript-based one. Neither follows pack_padded_sequence, so recurrent networks
-    export to TorchScript only."""
+    then the TorchScript-based one. Neither follows pack_padded_sequence, so ``rnn`` (which packs
+    its sequences by length) exports to TorchScript only."""
     module = RawToProbabilities(loaded).eval()
     args = example_inputs(loaded)
     names = ["samples", "lengths"][: len(args)]

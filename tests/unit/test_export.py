@@ -22,7 +22,9 @@ CASES = [  # architecture, params, dataset, exports to ONNX
     ("alexnet", {"width": 0.25}, "builtin:digits", True),
     ("resnet", {"depth": 18, "width": 0.125}, "builtin:digits", True),
     ("transformer", {"d_model": 16, "layers": 1}, "builtin:digits", True),
-    # Recurrent networks pack their padded sequences; neither ONNX exporter follows that.
+    ("sequential", {"layers": [{"type": "embedding", "embedding_dim": 8}, {"type": "lstm", "hidden_size": 16}, {"type": "flatten"},
+                               {"type": "linear", "out_features": 2}]}, "builtin:parity", True),
+    # rnn packs its padded sequences by length; neither ONNX exporter follows that.
     ("rnn", {"cell": "gru", "hidden_size": 16}, "builtin:digits", False),
     ("rnn", {"cell": "lstm", "hidden_size": 16}, "builtin:parity", False),
 ]
