@@ -19,11 +19,10 @@ import torch
 from torch import nn
 
 from app import inference, preprocessing
-from app.artifacts import MODEL_WEIGHTS, ArtifactStore
+from app.artifacts import MODEL_WEIGHTS
 from app.db.tables import TrainedModel
 from app.errors import Conflict
 
-FORMATS = ("safetensors", "torchscript", "onnx")
 FILE_NAMES = {"safetensors": MODEL_WEIGHTS, "torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
 ONNX_OPSET = 17
 
@@ -144,8 +143,9 @@ class ExportUnsupported(Exception):
 BUILDERS = {"torchscript": torchscript_bytes, "onnx": onnx_bytes}
 
 
-def export_path(store: ArtifactStore, cache: inference.ModelCache, record: TrainedModel, fmt: str):
+def export_path(cache: inference.ModelCache, record: TrainedModel, fmt: str):
     """The file for ``fmt``, built on first ask and kept beside the weights."""
+    store = cache.store
     key = f"{record.artifact_path}/{FILE_NAMES[fmt]}"
     if fmt == "safetensors" or store.exists(key):
         return store.path(key)

@@ -38,7 +38,10 @@ async def predict_response(request: Request, tenant_id: str, model_id: str, top_
         x, lengths = parse_predict_json(await request.body(), tuple(record.sample_shape), runtime.settings.max_predict_samples)
     try:
         answer = await runtime.predict(record, x, lengths, top_k)
-    except FileNotFoundError:  # the checkpoint was rotated out since it was looked up: look again, once
+    except FileNotFoundError:
+        if checkpoint != "latest":
+            raise
+        # The checkpoint was rotated out since it was looked up: look again, once.
         runtime.forget_latest(tenant_id, model_id)
         record = await runtime.latest(tenant_id, model_id)
         answer = await runtime.predict(record, x, lengths, top_k)

@@ -40,7 +40,6 @@ class ServingRuntime:
             max_batch_size=settings.predict_max_batch, max_delay_ms=settings.predict_max_delay_ms,
             max_queue=settings.predict_max_queue, timeout_s=settings.predict_timeout_seconds,
         )
-        self.store = store
         self._records: TTLCache[TrainedModel] = TTLCache(settings.model_record_cache_seconds)
         self._batchers: dict[str, tuple[inference.LoadedModel, MicroBatcher]] = {}
 
@@ -85,7 +84,7 @@ class ServingRuntime:
             if job is None:
                 raise NotFound(f"no model or training job {ref!r}")
             session.expunge(job)
-        return checkpoint_record(self.store, job)
+        return checkpoint_record(self.cache.store, job)
 
     async def loaded(self, record: TrainedModel) -> inference.LoadedModel:
         """The model from the cache; a first request loads it on a pool thread (once, however many wait)."""

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,9 +78,6 @@ def serve_and_load(stack: Stack, key: str, model_id: str, body: Path, args, *, m
         return wrk(url, key, body, args.duration, args.connections, stack.data_dir)
     finally:
         stack.processes.remove(api)
-        import os
-        import signal
-
         os.killpg(api.pid, signal.SIGTERM)
         api.wait(30)
 
@@ -90,11 +89,11 @@ def model_only(stack: Stack, model_id: str, sample: np.ndarray, batch: int, seco
     from app import inference
     from app.artifacts import ArtifactStore
     from app.db.engine import session_factory
-    from app.services import trained_models
+    from app.db.tables import TrainedModel
 
     settings = stack.settings()
     with session_factory(settings.database_url)() as session:
-        record = trained_models.get(session=session, tenant_id=_tenant_of(session, model_id), model_id=model_id)
+        record = session.get(TrainedModel, model_id)  # the bench's own model: no tenant to scope by here
         session.expunge(record)
     torch.set_num_threads(1)
     loaded = inference.load(ArtifactStore(settings.artifacts_dir), record)
@@ -104,12 +103,6 @@ def model_only(stack: Stack, model_id: str, sample: np.ndarray, batch: int, seco
         inference.forward_probs(loaded, x, None)
         done += batch
     return done / (time.perf_counter() - start)
-
-
-def _tenant_of(session, model_id: str) -> str:
-    from app.db.tables import TrainedModel
-
-    return session.get(TrainedModel, model_id).tenant_id
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from app import export, inference
-from app.artifacts import ArtifactStore
 from app.deps import CallerDep, SessionDep, SettingsDep
 from app.predict_http import predict_response
 from app.preprocessing import Preprocessing
@@ -102,6 +101,5 @@ def export_model(
     """The model as one file. TorchScript and ONNX take raw samples, as predict does, and give class
     probabilities: preprocessing is inside. safetensors is the weights alone."""
     record = trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id)
-    runtime = request.app.state.serving
-    path = export.export_path(ArtifactStore(runtime.settings.artifacts_dir), runtime.cache, record, format)
+    path = export.export_path(request.app.state.serving.cache, record, format)
     return FileResponse(path, media_type="application/octet-stream", filename=f"{model_id}.{EXPORT_SUFFIX[format]}")
