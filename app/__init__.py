@@ -1,1 +1,1 @@
-"""Kiln: the API and everything the API shares with the worker (settings, tables, services)."""
+"""Kiln's service side: ``core`` (shared rules and storage), ``serving`` (inference), ``api`` (HTTP)."""

@@ -16,11 +16,11 @@ import socket
 import subprocess
 import sys
 
-from app.settings import get_settings
+from app.core.settings import get_settings
 
 
 def cmd_db_upgrade(_args) -> int:
-    from app import bootstrap
+    from app.core import bootstrap
 
     settings = get_settings()
     bootstrap.prepare(settings)  # the schema, and the embedded broker's tables beside it
@@ -29,8 +29,8 @@ def cmd_db_upgrade(_args) -> int:
 
 
 def cmd_keys_create(args) -> int:
-    from app.db.engine import session_factory
-    from app.services import tenants
+    from app.core import tenants
+    from app.core.db.engine import session_factory
 
     settings = get_settings()
     with session_factory(settings.database_url)() as session:
@@ -47,7 +47,7 @@ def cmd_api(args) -> int:
 
     settings = get_settings()
     uvicorn.run(
-        "app.main:create_app", factory=True, host=args.host or settings.host, port=args.port or settings.port,
+        "app.api.main:create_app", factory=True, host=args.host or settings.host, port=args.port or settings.port,
         workers=args.workers, log_level="info", access_log=False,
     )
     return 0
@@ -67,7 +67,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_up(args) -> int:
-    from app import bootstrap
+    from app.core import bootstrap
 
     settings = get_settings()
     bootstrap.prepare(settings)

@@ -23,6 +23,19 @@ def mnist_train(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return read_idx(mnist_dir / "train-images-idx3-ubyte.gz"), read_idx(mnist_dir / "train-labels-idx1-ubyte.gz").astype(np.int64)
 
 
+class PerSampleDataset:
+    """The textbook's map-style Dataset: one (sample, label) pair per index, collated by a DataLoader."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
 MNIST_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 

@@ -86,21 +86,22 @@ def model_only(stack: Stack, model_id: str, sample: np.ndarray, batch: int, seco
     """Samples/s of preprocess + forward + softmax alone, one torch thread, as one API process runs it."""
     import torch
 
-    from app import inference
-    from app.artifacts import ArtifactStore
-    from app.db.engine import session_factory
-    from app.db.tables import TrainedModel
+    from app.core.artifacts.store import ArtifactStore
+    from app.core.db.engine import session_factory
+    from app.core.db.tables import TrainedModel
+    from app.serving import forward
+    from app.serving.loading import load, servable_model
 
     settings = stack.settings()
     with session_factory(settings.database_url)() as session:
-        record = session.get(TrainedModel, model_id)  # the bench's own model: no tenant to scope by here
-        session.expunge(record)
+        servable = servable_model(session.get(TrainedModel, model_id))  # the bench's own model: no tenant to scope by here
     torch.set_num_threads(1)
-    loaded = inference.load(ArtifactStore(settings.artifacts_dir), record)
+    loaded = load(ArtifactStore(settings.artifacts_dir), servable)
+    forward.warm_up(loaded)
     x = np.repeat(sample[None].astype(np.float32), batch, axis=0)
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        inference.forward_probs(loaded, x, None)
+        forward.probabilities(loaded, x, None)
         done += batch
     return done / (time.perf_counter() - start)
 

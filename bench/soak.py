@@ -28,13 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from tests.integration.conftest import FAST_REPAIRS, Stack  # noqa: E402  (the harness the tests use)
+from tests.specs import SHORT_JOB  # noqa: E402
 
-JOB = {
-    "name": "soak",
-    "model": {"architecture": "lenet5"},
-    "data": {"dataset": "builtin:digits"},
-    "training": {"epochs": 4, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}},
-}
+JOB = {**SHORT_JOB, "name": "soak", "training": {**SHORT_JOB["training"], "epochs": 4, "batch_size": 32}}
+
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 

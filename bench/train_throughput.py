@@ -2,7 +2,7 @@
 
     python bench/train_throughput.py [--threads 2] [--samples 60000] [--rounds 2] [--segment 10000]
 
-1. kiln      - worker.trainer.Trainer through a real JobContext: metric points upserted by the
+1. kiln      - worker.training's classifier in the one epoch loop, through a real JobContext: metric points upserted by the
                heartbeat thread into a real SQLite job store, the lease renewed, the cancel flag
                read, and a checkpoint written atomically at the end of every epoch.
 2. textbook  - the survey's LeNet-5 listing: a DataLoader over a per-sample Dataset, loss.item()
@@ -26,19 +26,22 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from common import DEFAULT_MNIST_DIR, PerSampleDataset, mnist_train  # bench/ is the script directory
+from torch.utils.data import DataLoader
 
 import models
-from app import bootstrap, preprocessing
-from app.artifacts import ArtifactStore
-from app.db.engine import session_factory
-from app.jobspec import JobSpec
-from app.services import jobs as job_service
-from app.services import tenants
-from app.settings import Settings
-from common import DEFAULT_MNIST_DIR, mnist_train  # bench/ is the script directory
+from app.core import bootstrap, preprocessing, tenants
+from app.core.artifacts import layout
+from app.core.artifacts.store import ArtifactStore
+from app.core.db.engine import session_factory
+from app.core.jobs import lease
+from app.core.jobs import service as job_service
+from app.core.jobs.spec import JobSpec
+from app.core.settings import Settings
 from worker.job_context import JobContext
-from worker.trainer import TensorData, TrainConfig, Trainer
+from worker.training.classifier import ClassifierTrainer
+from worker.training.config import TrainConfig
+from worker.training.data import TensorData
 
 BATCH = 64
 LR = 0.01
@@ -51,17 +54,6 @@ def lenet() -> torch.nn.Module:
 
 def sgd(net: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9)
-
-
-class PerSampleDataset(Dataset):
-    def __init__(self, x, y):
-        self.x, self.y = x, y
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], self.y[i]
 
 
 def textbook_epoch(x, y) -> float:
@@ -106,21 +98,22 @@ class KilnJob:
             tenant = tenants.get_or_create_tenant(session=s, name="bench")
             job = job_service.create(session=s, tenant_id=tenant.id, spec=spec, max_attempts=1)
             s.commit()
-            job = job_service.claim(session=s, job_id=job.id, worker_id="bench", lease_seconds=60)
+            job = lease.claim(session=s, job_id=job.id, worker_id="bench", lease_seconds=60)
             s.commit()
-        return JobContext(settings=self.settings, sessions=self.sessions, store=self.store, job_id=job.id, tenant_id=job.tenant_id, worker_id="bench", attempt=job.attempt)
+        return JobContext(settings=self.settings, sessions=self.sessions, store=self.store, job_id=job.id, tenant_id=job.tenant_id,
+                          worker_id="bench", attempt=job.attempt)
 
 
 def kiln_epoch(x, y, job: KilnJob) -> float:
     net = lenet()
     ctx = job.context()
     ctx.start()
-    trainer = Trainer(net, sgd(net), TensorData(x, y), TrainConfig(epochs=1, batch_size=BATCH, train_loss_every_steps=10), ctx)
+    trainer = ClassifierTrainer(net, sgd(net), TensorData(x, y), TrainConfig(epochs=1, batch_size=BATCH, train_loss_every_steps=10), ctx)
     start = time.perf_counter()
     trainer.fit()
     elapsed = time.perf_counter() - start
     ctx.close()
-    assert ctx.store.list(f"jobs/{ctx.job_id}/checkpoints"), "the epoch's checkpoint was written"
+    assert ctx.store.list(layout.checkpoints_prefix(ctx.job_id)), "the epoch's checkpoint was written"
     return elapsed
 
 

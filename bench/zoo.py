@@ -16,11 +16,14 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from common import PerSampleDataset  # bench/ is the script directory
+from torch.utils.data import DataLoader
 
 import models
 from worker.context import LocalContext
-from worker.trainer import TensorData, TrainConfig, Trainer
+from worker.training.classifier import ClassifierTrainer
+from worker.training.config import TrainConfig
+from worker.training.data import TensorData
 
 CASES = {  # name: (params, input shape, vocab size)
     "mlp": ({"hidden_sizes": [256, 128]}, (1, 32, 32), None),
@@ -35,17 +38,6 @@ CASES = {  # name: (params, input shape, vocab size)
 }
 
 
-class PerSample(Dataset):
-    def __init__(self, x, y):
-        self.x, self.y = x, y
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], self.y[i]
-
-
 def data_for(shape, vocab, n):
     x = torch.randint(1, vocab, (n, *shape)) if vocab else torch.randn(n, *shape)
     lengths = torch.full((n,), shape[0], dtype=torch.long) if vocab else None
@@ -56,8 +48,8 @@ def kiln_rate(name, params, shape, vocab, n, batch) -> tuple[float, int]:
     arch = models.get(name)
     x, y, lengths = data_for(shape, vocab, n)
     net = arch.build(arch.make_params(params), shape, 10, vocab_size=vocab)
-    trainer = Trainer(net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9), TensorData(x, y, lengths_train=lengths),
-                      TrainConfig(epochs=1, batch_size=batch), LocalContext())
+    trainer = ClassifierTrainer(net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9), TensorData(x, y, lengths_train=lengths),
+                                TrainConfig(epochs=1, batch_size=batch), LocalContext())
     start = time.perf_counter()
     trainer.fit()
     return n / (time.perf_counter() - start), sum(p.numel() for p in net.parameters())
@@ -69,7 +61,7 @@ def textbook_rate(name, params, shape, n, batch) -> float:
     net = arch.build(arch.make_params(params), shape, 10)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     start = time.perf_counter()
-    for inputs, labels in DataLoader(PerSample(x, y), batch_size=batch, shuffle=True):
+    for inputs, labels in DataLoader(PerSampleDataset(x, y), batch_size=batch, shuffle=True):
         optimizer.zero_grad()
         loss = F.cross_entropy(net(inputs), labels)
         loss.backward()

@@ -10,7 +10,7 @@ from typing import Sequence, Union
 import sqlalchemy as sa
 from alembic import op
 
-import app.db.types
+import app.core.db.types
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from models.activations import ACTIVATIONS, make_activation
-from models.registry import Architecture, ArchitectureError, InputSpec, register
+from models.input_rules import image_stem
+from models.registry import Architecture, InputSpec, register
 
 
 @dataclass
@@ -64,12 +65,7 @@ class AlexNet(nn.Module):
 
 
 def _build(params: AlexNetParams, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    if len(input_shape) != 3:
-        raise ArchitectureError(f"alexnet takes images [C, H, W], got {list(input_shape)}")
-    small = params.stem == "small" or (params.stem == "auto" and min(input_shape[1:]) < 64)
-    smallest = 8 if small else 63
-    if min(input_shape[1:]) < smallest:
-        raise ArchitectureError(f"alexnet with the {'small' if small else 'full'} stem needs images of at least {smallest}x{smallest}, got {list(input_shape[1:])}")
+    small = image_stem("alexnet", params.stem, input_shape, full_stem_min=63)
     return AlexNet(input_shape[0], num_classes, params, small)
 
 

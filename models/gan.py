@@ -5,8 +5,8 @@ convolutions with batch norm and ReLU -> Tanh, so images come out in [-1, 1]. Di
 mirrors it: two stride-2 convolutions with LeakyReLU (or ReLU) -> one real/fake logit.
 
 ``GAN.forward`` is the discriminator, so the registry's meta-device check sees logits of shape
-[N, 1]. Not registered here: the registry's ``task`` only names "classify"; the caller registers
-``ARCHITECTURE`` itself.
+[N, 1]. The generator draws in [-1, 1]; ``to_tanh_range`` and ``from_tanh_range`` map a channel's
+data range onto that and back (training maps the data in, generation maps the images out).
 """
 
 from __future__ import annotations
@@ -20,6 +20,17 @@ from torch import nn
 from models.registry import Architecture, ArchitectureError, InputSpec, register
 
 LEAKY_SLOPE = 0.2  # DCGAN's discriminator slope
+EPS = 1e-8
+
+
+def to_tanh_range(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Linear map of [low, high] onto the generator's [-1, 1], clamped; a constant channel becomes -1."""
+    return (2 * (x - low) / (high - low).clamp_min(EPS) - 1).clamp(-1, 1)
+
+
+def from_tanh_range(images: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Generated images in [-1, 1] back onto the data's [low, high]."""
+    return (images + 1) / 2 * (high - low) + low
 
 
 @dataclass
@@ -130,7 +141,7 @@ ARCHITECTURE = Architecture(
     description="DCGAN (Radford et al. 2015) scaled for small images: a generator of two transposed "
     "convolutions from a noise vector and a mirrored convolutional discriminator. Height and width "
     "must be divisible by 4.",
-    task="generate",  # type: ignore[arg-type]  # registry's Literal only names "classify" for now
+    task="generate",
     params_type=GANParams,
     input=InputSpec(kind="image"),
     example_input_shape=(1, 28, 28),

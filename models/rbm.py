@@ -5,8 +5,7 @@ vectors in [0, 1] (grey levels are read as probabilities). ``forward`` returns t
 activation probabilities: the features an RBM gives when used as a transform.
 
 Only the model's own math lives here; contrastive divergence and the update rule are in
-``worker.rbm_trainer``. Not registered here: the registry's ``task`` only names "classify", and
-its ``check`` expects classifier output; the caller registers ``ARCHITECTURE`` itself.
+``worker.training.rbm``.
 """
 
 from __future__ import annotations
@@ -75,7 +74,7 @@ ARCHITECTURE = Architecture(
     name="rbm",
     description="Bernoulli restricted Boltzmann machine trained by contrastive divergence (CD-k); "
     "inputs are read as probabilities in [0, 1], the transform gives hidden-unit probabilities.",
-    task="reconstruct",  # type: ignore[arg-type]  # registry's Literal only names "classify" for now
+    task="reconstruct",
     params_type=RBMParams,
     input=InputSpec(kind="vector"),
     example_input_shape=(64,),

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from models.registry import Architecture, ArchitectureError, InputSpec, register
+from models.input_rules import image_stem
+from models.registry import Architecture, InputSpec, register
 
 LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 
@@ -72,11 +73,7 @@ class ResNet(nn.Module):
 
 
 def _build(params: ResNetParams, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    if len(input_shape) != 3:
-        raise ArchitectureError(f"resnet takes images [C, H, W], got {list(input_shape)}")
-    small = params.stem == "small" or (params.stem == "auto" and min(input_shape[1:]) < 64)
-    if min(input_shape[1:]) < (8 if small else 32):
-        raise ArchitectureError(f"resnet needs images of at least {8 if small else 32} pixels a side, got {list(input_shape[1:])}")
+    small = image_stem("resnet", params.stem, input_shape, full_stem_min=32)
     return ResNet(input_shape[0], num_classes, params, small)
 
 

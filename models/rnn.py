@@ -9,7 +9,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from models.registry import Architecture, ArchitectureError, InputSpec, register
+from models.input_rules import check_sequence_input
+from models.registry import Architecture, InputSpec, register
 
 
 @dataclass
@@ -61,8 +62,7 @@ class RNNClassifier(nn.Module):
 
 
 def _build(params: RNNParams, input_shape: tuple[int, ...], num_classes: int, vocab_size: int | None = None) -> nn.Module:
-    if vocab_size is None and len(input_shape) != 2:
-        raise ArchitectureError(f"rnn takes token ids (T,) with a vocabulary, or series (T, F); got {list(input_shape)}")
+    check_sequence_input("rnn", input_shape, vocab_size)
     return RNNClassifier(input_shape, num_classes, vocab_size, params)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from models.input_rules import check_sequence_input
 from models.registry import Architecture, ArchitectureError, InputSpec, register
 
 
@@ -84,8 +85,7 @@ class TransformerClassifier(nn.Module):
 
 
 def _build(params: TransformerParams, input_shape: tuple[int, ...], num_classes: int, vocab_size: int | None = None) -> nn.Module:
-    if vocab_size is None and len(input_shape) != 2:
-        raise ArchitectureError(f"transformer takes token ids (T,) with a vocabulary, or series (T, F); got {list(input_shape)}")
+    check_sequence_input("transformer", input_shape, vocab_size)
     if params.d_model % params.heads:
         raise ArchitectureError(f"d_model ({params.d_model}) must be a multiple of heads ({params.heads})")
     if params.d_model % 2:

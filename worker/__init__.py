@@ -1,1 +1,1 @@
-"""The Celery worker: tasks, the Trainer and its reporting context, dataset loading."""
+"""The Celery worker: one job attempt at a time, reported through a context; training lives in ``worker.training``."""

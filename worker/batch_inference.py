@@ -1,9 +1,9 @@
 """One batch-inference attempt: a model over a dataset split, batch by batch, with progress, the
 lease and cancel through the job's context, and the predictions written as CSV and NPZ.
 
-The forward pass is the API's own (``app.inference.forward_probs``), so a batch job and a predict
-request give the same answer for the same sample. An attempt that is interrupted starts over:
-inference is cheap next to training, and the result files appear atomically at the end.
+The forward pass is serving's own (``app.serving.forward.probabilities``), so a batch job and a
+predict request give the same answer for the same sample. An attempt that is interrupted starts
+over: inference is cheap next to training, and the result files appear atomically at the end.
 """
 
 from __future__ import annotations
@@ -11,29 +11,34 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from app import inference
-from app.artifacts import ArtifactStore
-from app.db.tables import Job, TrainedModel
-from app.services.inference_jobs import results_key
-from worker.data import RawDataset, load_raw
+from app.core import trained_models
+from app.core.artifacts import layout
+from app.core.artifacts.store import ArtifactStore
+from app.core.datasets.arrays import load_raw
+from app.core.db.tables import Job
+from app.core.jobs.outcome import Outcome
+from app.serving import decode, forward
+from app.serving.loading import load, servable_model
 from worker.job_context import JobContext
 
+# What a stop request means for a batch job: cancelled, handed back (it starts over), or nothing (lease lost).
+STOPPED = {"cancelled": Outcome("cancelled"), "shutdown": Outcome("queued")}
 
-def run_inference(job: Job, ctx: JobContext, store: ArtifactStore, sessions) -> dict[str, Any]:
+
+def run_inference(job: Job, ctx: JobContext, store: ArtifactStore, sessions: sessionmaker[Session]) -> Outcome | None:
     spec = job.spec
     with sessions() as session:
-        record = session.scalar(select(TrainedModel).where(TrainedModel.id == spec["model_id"], TrainedModel.tenant_id == job.tenant_id))
+        record = trained_models.find(session=session, tenant_id=job.tenant_id, model_id=spec["model_id"])
         if record is None:
-            return {"state": "failed", "error": ("model_not_found", f"model {spec['model_id']} no longer exists")}
-        session.expunge(record)
-    loaded = inference.load(store, record)
+            return Outcome.failed("model_not_found", f"model {spec['model_id']} no longer exists")
+        servable = servable_model(record)
+    loaded = load(store, servable)
     raw = load_raw(spec["dataset_id"], store)
-    x, y, lengths = split_of(raw, spec["split"])
+    x, y, lengths = raw.split(spec["split"])
     n, batch_size = len(x), spec["batch_size"]
     total = max(1, math.ceil(n / batch_size))
     probs = np.empty((n, len(loaded.class_names)), dtype=np.float32)
@@ -41,11 +46,11 @@ def run_inference(job: Job, ctx: JobContext, store: ArtifactStore, sessions) -> 
     for step in range(total):
         reason = ctx.stop_reason()
         if reason is not None:
-            return {"cancelled": {"state": "cancelled"}, "shutdown": {"state": "queued"}}.get(reason, {})
+            return STOPPED.get(reason)
         rows = slice(step * batch_size, (step + 1) * batch_size)
         batch = np.asarray(x[rows], dtype=np.float32)
-        inference.check_tokens(loaded, batch)
-        probs[rows] = inference.forward_probs(loaded, batch, None if lengths is None else np.asarray(lengths[rows]))
+        decode.check_tokens(servable, batch)
+        probs[rows] = forward.probabilities(loaded, batch, None if lengths is None else np.asarray(lengths[rows]))
         ctx.set_progress(epoch=0, step=step + 1, total_steps=total)
     predictions = probs.argmax(1)
     labelled = y is not None and len(y) == n and len(raw.info.class_names) > 0
@@ -56,18 +61,7 @@ def run_inference(job: Job, ctx: JobContext, store: ArtifactStore, sessions) -> 
         metrics["accuracy"] = float(np.mean(predicted_names == labels))
     write_results(store, job.id, loaded.class_names, predictions, probs, labels)
     ctx.report(metrics, step=total, epoch=0)
-    return {"state": "succeeded"}
-
-
-def split_of(raw: RawDataset, split: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    if split == "train":
-        return raw.x, raw.y, raw.lengths
-    if split == "test":
-        return raw.x_test, raw.y_test, raw.lengths_test
-    x = np.concatenate([raw.x, raw.x_test]) if raw.x_test is not None else raw.x
-    y = np.concatenate([raw.y, raw.y_test]) if raw.x_test is not None and raw.y is not None and raw.y_test is not None else raw.y
-    lengths = raw.lengths if raw.lengths is None or raw.lengths_test is None else np.concatenate([raw.lengths, raw.lengths_test])
-    return x, y, lengths
+    return Outcome("succeeded")
 
 
 def write_results(store: ArtifactStore, job_id: str, class_names: list[str], predictions: np.ndarray, probs: np.ndarray,
@@ -78,11 +72,11 @@ def write_results(store: ArtifactStore, job_id: str, class_names: list[str], pre
         arrays["labels"] = labels.astype(str)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    store.write_bytes(results_key(job_id, "npz"), buffer.getvalue())
+    store.write_bytes(layout.inference_results(job_id, "npz"), buffer.getvalue())
 
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["index", "label", "prediction", *(f"p_{name}" for name in class_names)])
     for i, (predicted, row) in enumerate(zip(predictions.tolist(), probs)):
         writer.writerow([i, "" if labels is None else labels[i], class_names[predicted], *(f"{p:.6g}" for p in row.tolist())])
-    store.write_bytes(results_key(job_id, "csv"), text.getvalue().encode())
+    store.write_bytes(layout.inference_results(job_id, "csv"), text.getvalue().encode())

@@ -11,10 +11,10 @@ import logging
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 
-from app.db.engine import session_factory
-from app.queue import celery_config, prepare_sql_broker
-from app.reconciler import Reconciler
-from app.settings import get_settings
+from app.core.db.engine import session_factory
+from app.core.jobs.reconciler import Reconciler
+from app.core.queue import RUN_JOB_TASK, celery_config, prepare_sql_broker
+from app.core.settings import get_settings
 from worker import lifecycle
 
 settings = get_settings()
@@ -23,6 +23,11 @@ prepare_sql_broker(settings)
 app = Celery("kiln-worker")
 app.conf.update(celery_config(settings))
 app.conf.update(include=["worker.tasks"])
+
+
+def send(job_id: str) -> None:
+    """The wake-up message of a committed job (a hand-back, a reconciler's re-send)."""
+    app.send_task(RUN_JOB_TASK, args=[job_id], queue=settings.queue_name)
 
 
 def _configure_torch() -> None:
@@ -39,7 +44,7 @@ def _on_ready(**_):
     global _reconciler
     _configure_torch()
     if settings.run_reconciler:
-        _reconciler = Reconciler(settings, session_factory(settings.database_url)).start()
+        _reconciler = Reconciler(settings, session_factory(settings.database_url), send).start()
     logging.getLogger("kiln.worker").info("worker ready; torch threads: %d", settings.torch_threads)
 
 

@@ -1,7 +1,7 @@
 """How a training loop talks to the outside world, and nothing more (after Determined's core
 context): report metrics, record progress, ask whether to stop, save and load checkpoints.
 
-The Trainer only sees this interface. ``LocalContext`` is the in-memory twin used by tests and
+The training loop (``worker.training.loop``) only sees this interface. ``LocalContext`` is the in-memory twin used by tests and
 benchmarks; ``worker.job_context.JobContext`` is the one backed by the database.
 """
 
@@ -26,7 +26,7 @@ class TrainingContext(Protocol):
 
 
 class LocalContext:
-    """Keeps everything in memory. Tests and benchmarks run the real Trainer through it."""
+    """Keeps everything in memory. Tests and benchmarks run the real loop through it."""
 
     def __init__(self, stop_after_step: int | None = None, stop_with: str = "cancelled"):
         self.points: list[tuple[str, int, int, float]] = []
@@ -43,7 +43,7 @@ class LocalContext:
         self.progress = {"epoch": epoch, "step": step, "total_steps": total_steps}
 
     def stop_reason(self) -> str | None:
-        self._batches += 1  # the Trainer asks once after every batch
+        self._batches += 1  # the loop asks once after every batch
         if self.stop_after_step is not None and self._batches >= self.stop_after_step:
             return self.stop_with
         return None

@@ -19,14 +19,16 @@ import torch
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.artifacts import ArtifactStore, job_prefix
-from app.db.types import utcnow
-from app.services import jobs as job_service
-from app.services import metrics as metric_service
-from app.services.metrics import Point
-from app.settings import Settings
+from app.core.artifacts import layout
+from app.core.artifacts.store import ArtifactStore
+from app.core.db.types import utcnow
+from app.core.jobs import lease
+from app.core.jobs import metrics as metric_service
+from app.core.jobs.metrics import Point
+from app.core.settings import Settings
 
 log = logging.getLogger("kiln.worker")
+
 
 class JobContext:
     def __init__(self, *, settings: Settings, sessions: sessionmaker[Session], store: ArtifactStore, job_id: str, tenant_id: str, worker_id: str, attempt: int):
@@ -65,32 +67,31 @@ class JobContext:
         buffer = io.BytesIO()
         torch.save(state, buffer)
         data = buffer.getvalue()
-        self.store.write_bytes(f"{self._checkpoints}/step-{step:010d}.pt", data)
-        for old in self._step_checkpoints()[: -self.settings.checkpoint_keep]:
+        self.store.write_bytes(layout.step_checkpoint(self.job_id, step), data)
+        for _, old in self._step_checkpoints()[: -self.settings.checkpoint_keep]:
             self.store.delete(old)
         monitored = (metrics or {}).get(self.settings.checkpoint_monitor)
         if monitored is not None and self._is_best(monitored):
-            self.store.write_bytes(f"{self._checkpoints}/best.pt", data)
-            self.store.write_bytes(f"{self._checkpoints}/best.json", orjson.dumps(
+            best, best_info = layout.best_checkpoint(self.job_id)
+            self.store.write_bytes(best, data)
+            self.store.write_bytes(best_info, orjson.dumps(
                 {"metric": self.settings.checkpoint_monitor, "value": monitored, "epoch": epoch, "step": step}))
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        names = self._step_checkpoints()
-        if not names:
+        checkpoints = self._step_checkpoints()
+        if not checkpoints:
             return None
-        self.resumed_from_step = int(names[-1].rsplit("step-", 1)[1].split(".")[0])
+        self.resumed_from_step, key = checkpoints[-1]
         # weights_only: a checkpoint is a file on disk; never run pickled code from it.
-        return torch.load(self.store.path(names[-1]), map_location="cpu", weights_only=True)
+        return torch.load(self.store.path(key), map_location="cpu", weights_only=True)
 
-    @property
-    def _checkpoints(self) -> str:
-        return f"{job_prefix(self.job_id)}/checkpoints"
-
-    def _step_checkpoints(self) -> list[str]:
-        return [k for k in self.store.list(self._checkpoints) if k.rsplit("/", 1)[1].startswith("step-")]
+    def _step_checkpoints(self) -> list[tuple[int, str]]:
+        """(step, key) of every step checkpoint, oldest first."""
+        keys = self.store.list(layout.checkpoints_prefix(self.job_id))
+        return sorted((step, key) for key in keys if (step := layout.step_of(key)) is not None)
 
     def _is_best(self, value: float) -> bool:
-        key = f"{self._checkpoints}/best.json"
+        _, key = layout.best_checkpoint(self.job_id)
         if not self.store.exists(key):
             return True
         best = orjson.loads(self.store.read_bytes(key))["value"]
@@ -122,7 +123,7 @@ class JobContext:
         try:
             with self.sessions() as session:
                 metric_service.write(session=session, tenant_id=self.tenant_id, job_id=self.job_id, points=points)
-                beat = job_service.heartbeat(
+                beat = lease.heartbeat(
                     session=session, job_id=self.job_id, worker_id=self.worker_id, attempt=self.attempt,
                     lease_seconds=self.settings.lease_seconds, progress=dict(self._progress), latest_metrics=latest,
                 )

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-29 17:17:21.983290
 """
 
@@ -10,8 +10,7 @@ from typing import Sequence, Union
 import sqlalchemy as sa
 from alembic import op
 
-import app.db.types
-
+import app.core.db.types
 
 revision: str = '0001'
 down_revision: Union[str, None] = None
@@ -23,7 +22,7 @@ def upgrade() -> None:
     op.create_table('tenants',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
-    sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tenants')),
     sa.UniqueConstraint('name', name=op.f('uq_tenants_name'))
     )
@@ -32,8 +31,8 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
     sa.Column('key_hash', sa.String(length=64), nullable=False),
     sa.Column('prefix', sa.String(length=16), nullable=False),
-    sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', app.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_api_keys_tenant_id_tenants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash'))
@@ -50,7 +49,7 @@ def upgrade() -> None:
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('max_attempts', sa.Integer(), nullable=False),
     sa.Column('worker_id', sa.String(length=200), nullable=True),
-    sa.Column('lease_expires_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_expires_at', app.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cancel_requested', sa.Boolean(), nullable=False),
     sa.Column('epoch', sa.Integer(), nullable=False),
     sa.Column('epochs', sa.Integer(), nullable=False),
@@ -60,9 +59,9 @@ def upgrade() -> None:
     sa.Column('error_type', sa.String(length=100), nullable=True),
     sa.Column('error_message', sa.Text(), nullable=True),
     sa.Column('model_id', sa.String(length=40), nullable=True),
-    sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('started_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('finished_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', app.core.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', app.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_jobs_tenant_id_tenants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
     )
@@ -77,7 +76,7 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
     sa.Column('epoch', sa.Integer(), nullable=False),
     sa.Column('value', sa.Float(), nullable=False),
-    sa.Column('time', app.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('time', app.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_metric_points_job_id_jobs'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_metric_points_tenant_id_tenants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('job_id', 'name', 'step', name=op.f('pk_metric_points'))
@@ -97,7 +96,7 @@ def upgrade() -> None:
     sa.Column('parameter_count', sa.Integer(), nullable=False),
     sa.Column('artifact_path', sa.String(length=500), nullable=False),
     sa.Column('size_bytes', sa.Integer(), nullable=False),
-    sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_models_job_id_jobs'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_models_tenant_id_tenants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_models'))

@@ -10,8 +10,7 @@ from typing import Sequence, Union
 import sqlalchemy as sa
 from alembic import op
 
-import app.db.types
-
+import app.core.db.types
 
 revision: str = '0002'
 down_revision: Union[str, None] = '0001'
@@ -22,7 +21,7 @@ depends_on: Union[str, Sequence[str], None] = None
 def upgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('handbacks', sa.Integer(), server_default='0', nullable=False))
-        batch_op.add_column(sa.Column('enqueued_at', app.db.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('enqueued_at', app.core.db.types.UTCDateTime(timezone=True), nullable=True))
 
 
 

@@ -10,8 +10,7 @@ from typing import Sequence, Union
 import sqlalchemy as sa
 from alembic import op
 
-import app.db.types
-
+import app.core.db.types
 
 revision: str = '0003'
 down_revision: Union[str, None] = '0002'
@@ -40,7 +39,7 @@ def upgrade() -> None:
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('artifact_path', sa.String(length=500), nullable=False),
-    sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_datasets_tenant_id_tenants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_datasets'))
     )

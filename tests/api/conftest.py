@@ -8,11 +8,10 @@ import secrets
 import pytest
 from fastapi.testclient import TestClient
 
-from app import bootstrap
-from app.db.engine import session_factory
-from app.main import create_app
-from app.services import tenants
-from app.settings import Settings
+from app.api.main import create_app
+from app.core import bootstrap, tenants
+from app.core.db.engine import session_factory
+from app.core.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +54,3 @@ def owner(settings, request) -> dict[str, str]:
         key = tenants.create_key(session=session, tenant=tenant)
         session.commit()
     return {"Authorization": f"Bearer {key}"}
-
-
-LENET_JOB = {
-    "name": "lenet-digits",
-    "model": {"architecture": "lenet5", "params": {"activation": "relu"}},
-    "data": {"dataset": "builtin:digits", "validation_fraction": 0.2},
-    "training": {"epochs": 10, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0001}},
-    "seed": 0,
-}

@@ -1,4 +1,4 @@
-from tests.api.conftest import LENET_JOB
+from tests.specs import LENET_JOB
 
 
 def test_v1_needs_a_valid_key(client):
@@ -22,8 +22,8 @@ def test_open_endpoints(client):
 def test_keys_are_stored_hashed(settings, new_key):
     from sqlalchemy import select
 
-    from app.db.engine import session_factory
-    from app.db.tables import ApiKey
+    from app.core.db.engine import session_factory
+    from app.core.db.tables import ApiKey
 
     key = new_key()["Authorization"].split()[1]
     with session_factory(settings.database_url)() as session:

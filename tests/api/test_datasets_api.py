@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app import bootstrap
-from app.main import create_app
-from app.settings import Settings
+from app.api.main import create_app
+from app.core import bootstrap
+from app.core.settings import Settings
 
 MNIST = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "mnist"
 UPLOAD_LIMIT = 4 * 1024 * 1024
@@ -311,7 +311,8 @@ def test_datasets_are_tenant_scoped(client, new_key):
 def test_a_dataset_in_use_cannot_be_deleted(client, auth):
     x, y = images()
     ds = upload(client, auth, "npz", [("a.npz", npz_bytes(x=x, y=y))]).json()
-    job = client.post("/v1/jobs", json={"name": "j", "model": {"architecture": "lenet5"}, "data": {"dataset": ds["id"], "validation_fraction": 0.2}}, headers=auth).json()
+    spec = {"name": "j", "model": {"architecture": "lenet5"}, "data": {"dataset": ds["id"], "validation_fraction": 0.2}}
+    job = client.post("/v1/jobs", json=spec, headers=auth).json()
     bad(client.delete(f"/v1/datasets/{ds['id']}", headers=auth), 409, job["id"])
     client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth)
     assert client.delete(f"/v1/datasets/{ds['id']}", headers=auth).status_code == 204

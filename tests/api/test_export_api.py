@@ -14,8 +14,8 @@ import torch
 from safetensors.numpy import load as load_safetensors
 from sklearn.datasets import load_digits
 
-from tests.api.conftest import LENET_JOB
 from tests.api.test_predict_api import MLP_JOB, train
+from tests.specs import LENET_JOB
 
 DIGITS = load_digits()
 SAMPLES = DIGITS.images[:64].astype(np.float32)  # raw, as in the dataset: 8x8, values 0-16

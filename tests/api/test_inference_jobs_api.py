@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from tests.api.inline_worker import run_job
 from tests.api.test_predict_api import MLP_JOB, train
-from worker.run_job import run_job
 
 DIGITS = load_digits()
 

@@ -1,6 +1,6 @@
 import copy
 
-from tests.api.conftest import LENET_JOB
+from tests.specs import LENET_JOB
 
 
 def job(**changes):
@@ -135,13 +135,16 @@ def test_unknown_job_is_404_in_the_error_shape(client, auth):
     _error(client.post("/v1/jobs/job_nope/cancel", headers=auth), status=404)
 
 
-def test_options_a_generative_loop_would_ignore_are_refused(client, auth):
+def test_generative_families_take_every_optimizer_and_schedule_and_refuse_what_means_nothing_to_them(client, auth):
     gan = {"name": "g", "model": {"architecture": "gan"}, "data": {"dataset": "builtin:digits"},
-           "training": {"optimizer": {"name": "sgd", "lr": 0.01}, "lr_schedule": {"name": "cosine"}}}
+           "training": {"optimizer": {"name": "sgd", "lr": 0.01}, "lr_schedule": {"name": "cosine", "warmup_epochs": 1}}}
+    assert client.post("/v1/jobs", json=gan, headers=auth).status_code == 201
+    # plateau watches val_loss or train_loss, which a GAN does not report; L1 has no place in its losses.
+    gan["training"] |= {"lr_schedule": {"name": "plateau"}, "l1": 0.001}
     err = _error(client.post("/v1/jobs", json=gan, headers=auth))
-    assert {tuple(d["loc"]) for d in err["details"]} == {("body", "training", "lr_schedule"), ("body", "training", "optimizer")}
+    assert {tuple(d["loc"]) for d in err["details"]} == {("body", "training", "lr_schedule", "name"), ("body", "training", "l1")}
     rbm = {"name": "r", "model": {"architecture": "rbm"}, "data": {"dataset": "builtin:digits"},
-           "training": {"optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.5}, "early_stopping": {}}}
+           "training": {"optimizer": {"name": "adam", "lr": 0.01}, "lr_schedule": {"name": "step", "step_epochs": 2}, "early_stopping": {}}}
     assert _error(client.post("/v1/jobs", json=rbm, headers=auth))["details"][0]["loc"] == ["body", "training", "early_stopping"]
     rbm["training"].pop("early_stopping")
     assert client.post("/v1/jobs", json=rbm, headers=auth).status_code == 201

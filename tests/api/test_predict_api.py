@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from app.main import create_app
-from worker.run_job import run_job
+from app.api.main import create_app
+from tests.api.inline_worker import run_job
 
 MLP_JOB = {
     "name": "mlp-digits",
@@ -198,22 +198,23 @@ def test_per_model_serving_options_are_validated_stored_and_applied(settings, ow
 
 
 def test_concurrent_first_requests_load_a_model_once_and_the_cache_evicts_by_bytes(client, settings, model_id):
-    from app.artifacts import ArtifactStore
-    from app.db.tables import TrainedModel
-    from app.inference import ModelCache
+    from dataclasses import replace
+
+    from app.core.artifacts.store import ArtifactStore
+    from app.core.db.tables import TrainedModel
+    from app.serving.cache import ModelCache
+    from app.serving.loading import servable_model
 
     with client.app.state.sessions() as session:
-        record = session.get(TrainedModel, model_id)
-        session.expunge(record)
+        servable = servable_model(session.get(TrainedModel, model_id))
     cache = ModelCache(ArtifactStore(settings.artifacts_dir), max_bytes=10**9)
     with ThreadPoolExecutor(8) as pool:
-        loaded = list(pool.map(lambda _: cache.get(record), range(8)))
+        loaded = list(pool.map(lambda _: cache.get(servable), range(8)))
     assert all(m is loaded[0] for m in loaded) and len(cache) == 1  # one load, shared by all eight
 
     # A cache one model big keeps only the newest of two.
     small = ModelCache(ArtifactStore(settings.artifacts_dir), max_bytes=loaded[0].nbytes)
-    copy = TrainedModel(**{c.key: getattr(record, c.key) for c in TrainedModel.__table__.columns})
-    copy.id = "mdl_copy"
-    small.get(record)
+    copy = replace(servable, id="mdl_copy")
+    small.get(servable)
     small.get(copy)
-    assert small.cached(record.id) is None and small.cached("mdl_copy") is not None
+    assert small.cached(servable.id) is None and small.cached("mdl_copy") is not None

@@ -80,7 +80,7 @@ class Stack:
 
     def settings(self):
         """The stack's Settings, built from its environment as its processes build them."""
-        from app.settings import Settings
+        from app.core.settings import Settings
 
         keep = {k: v for k, v in self.env.items() if k.startswith("KILN_")}
         saved = {k: os.environ.get(k) for k in keep}
@@ -93,6 +93,12 @@ class Stack:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+    def artifacts(self):
+        """The stack's artifact store, read as its processes read it."""
+        from app.core.artifacts.store import ArtifactStore
+
+        return ArtifactStore(self.settings().artifacts_dir)
 
     def worker_logs(self) -> str:
         return "\n".join(p.read_text() for p in sorted(self.logs.glob("worker-*.log")))

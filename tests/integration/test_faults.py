@@ -11,7 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from app.core.artifacts import layout
 from tests.integration.conftest import wait_for
+from tests.specs import SHORT_JOB
 
 pytestmark = pytest.mark.integration
 
@@ -24,17 +26,11 @@ SLOW_JOB = {
     "seed": 7,
 }
 STEPS_PER_EPOCH = 90  # ceil(1437 / 16)
-SHORT_JOB = {
-    "name": "short",
-    "model": {"architecture": "lenet5"},
-    "data": {"dataset": "builtin:digits"},
-    "training": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}},
-}
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def weights(stack, model_id: str) -> dict[str, torch.Tensor]:
-    return load_file(Path(stack.data_dir) / "artifacts" / "models" / model_id / "weights.safetensors")
+    return load_file(stack.artifacts().path(layout.model_file(layout.model_prefix(model_id), "safetensors")))
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -94,7 +90,7 @@ def test_sigkill_mid_epoch_3_resumes_from_epoch_2_with_identical_weights(bare_st
 
 
 def test_a_message_delivered_twice_runs_one_trainer(bare_stack):
-    from app.queue import enqueue_training
+    from app.api.broker import Broker
 
     stack = bare_stack
     stack.start_api()
@@ -103,7 +99,7 @@ def test_a_message_delivered_twice_runs_one_trainer(bare_stack):
     client = stack.new_tenant()
     job_id = client.post("/v1/jobs", json={**SLOW_JOB, "training": {**SLOW_JOB["training"], "epochs": 2}}).json()["id"]
     wait_for(client, job_id, {"running"}, timeout=60)
-    enqueue_training(stack.settings(), job_id)  # the broker redelivers while the job runs
+    Broker(stack.settings()).send(job_id)  # the broker redelivers while the job runs
     job = wait_for(client, job_id, TERMINAL, timeout=120)
     assert job["state"] == "succeeded" and job["attempt"] == 1
     deadline = time.monotonic() + 10

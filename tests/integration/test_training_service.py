@@ -4,17 +4,12 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from app.core.artifacts import layout
 from tests.integration.conftest import wait_for
+from tests.specs import LENET_JOB
 
 pytestmark = pytest.mark.integration
 
-LENET_JOB = {
-    "name": "lenet-digits",
-    "model": {"architecture": "lenet5", "params": {"activation": "relu"}},
-    "data": {"dataset": "builtin:digits", "validation_fraction": 0.2},
-    "training": {"epochs": 10, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0001}},
-    "seed": 0,
-}
 LONG_MLP_JOB = {
     "name": "long",
     "model": {"architecture": "mlp", "params": {"hidden_sizes": [256, 256]}},
@@ -115,8 +110,8 @@ def test_a_job_past_its_max_runtime_fails_with_reason_timeout_and_keeps_its_chec
     job = wait_for(client, client.post("/v1/jobs", json=spec).json()["id"], {"succeeded", "failed", "cancelled"})
     assert job["state"] == "failed" and job["error"]["type"] == "timeout"
     assert "max_runtime_seconds" in job["error"]["message"]
-    checkpoints = stack.data_dir / "artifacts" / "jobs" / job["id"] / "checkpoints"
-    assert any(p.name.startswith("step-") for p in checkpoints.iterdir())
+    checkpoints = stack.artifacts().list(layout.checkpoints_prefix(job["id"]))
+    assert any(layout.step_of(key) is not None for key in checkpoints)
 
 
 def test_a_job_still_training_answers_predict_from_its_newest_checkpoint(stack):

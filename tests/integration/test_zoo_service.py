@@ -105,7 +105,8 @@ def test_rbm_trains_by_contrastive_divergence_and_transforms(embedded):
     client = embedded.new_tenant()
     job = train(client, "rbm", {"hidden": 32, "k": 1}, DIGITS, 5, {"name": "sgd", "lr": 0.05, "momentum": 0.5})
     assert job["state"] == "succeeded", (job["error"], embedded.read_logs())
-    errors = [p["value"] for p in client.get(f"/v1/jobs/{job['id']}/metrics", params={"names": "reconstruction_error"}).json()["series"]["reconstruction_error"]]
+    series = client.get(f"/v1/jobs/{job['id']}/metrics", params={"names": "reconstruction_error"}).json()["series"]
+    errors = [p["value"] for p in series["reconstruction_error"]]
     assert errors[-1] < errors[0]
     digits = load_digits()
     r = client.post(f"/v1/models/{job['model_id']}/transform", json={"inputs": digits.images[:4].tolist()})
@@ -113,6 +114,22 @@ def test_rbm_trains_by_contrastive_divergence_and_transforms(embedded):
     features, recon = np.array(r.json()["features"]), np.array(r.json()["reconstructions"])
     assert features.shape == (4, 32) and features.min() >= 0 and features.max() <= 1
     assert recon.shape == (4, 8, 8) and recon.min() >= 0 and recon.max() <= 16
+
+
+def test_an_rbm_trains_with_adam_and_a_cosine_schedule_by_rest(embedded):
+    """The one loop gives every family every optimizer and schedule: an RBM with Adam is a common recipe."""
+    client = embedded.new_tenant()
+    spec = {"name": "rbm-adam", "model": {"architecture": "rbm", "params": {"hidden": 32}}, "data": {"dataset": DIGITS},
+            "training": {"epochs": 5, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.01}, "lr_schedule": {"name": "cosine"}}}
+    r = client.post("/v1/jobs", json=spec)
+    assert r.status_code == 201, r.text
+    job = wait_for(client, r.json()["id"], TERMINAL, timeout=300)
+    assert job["state"] == "succeeded", (job["error"], embedded.read_logs())
+    series = client.get(f"/v1/jobs/{job['id']}/metrics", params={"names": "reconstruction_error,learning_rate"}).json()["series"]
+    errors = [p["value"] for p in series["reconstruction_error"]]
+    rates = [p["value"] for p in series["learning_rate"]]
+    assert errors[-1] < errors[0]
+    assert len(rates) == 5 and rates == sorted(rates, reverse=True) and rates[-1] < 0.01
 
 
 def test_a_sequential_stack_of_embedding_and_lstm_trains_on_token_sequences(embedded):

@@ -1,0 +1,114 @@
+"""Datasets over REST: multipart upload (streamed to disk), reads, delete, preview."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from app.api.common import PageOut
+from app.api.deps import CallerDep, PageDep, SessionDep, SettingsDep, StoreDep
+from app.core.datasets import ingest
+from app.core.datasets import service as dataset_service
+from app.core.db.tables import Dataset
+from app.core.errors import InvalidInput, detail
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    format: str
+    kind: str = Field(description="image | tabular | sequence")
+    task: str = Field(description="classification | unlabelled")
+    num_samples: int
+    num_test_samples: int
+    sample_shape: list[int]
+    dtype: str
+    num_classes: int
+    class_names: list[str]
+    class_counts: list[int]
+    stats: dict[str, list[float]] = Field(description="per-channel (images) or per-feature mean and std, in raw units")
+    details: dict[str, Any]
+    size_bytes: int
+    sha256: str = Field(description="of the uploaded file; for several files, of their sha256 digests in name order")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: Dataset) -> "DatasetOut":
+        return cls(
+            id=d.id, name=d.name, format=d.format, kind=d.kind, task=d.task, num_samples=d.num_samples,
+            num_test_samples=d.num_test_samples, sample_shape=d.sample_shape, dtype=d.dtype, num_classes=d.num_classes,
+            class_names=d.class_names, class_counts=d.class_counts, stats=d.stats, details=d.details,
+            size_bytes=d.size_bytes, sha256=d.sha256, created_at=d.created_at,
+        )
+
+
+class DatasetList(PageOut):
+    items: list[DatasetOut]
+    next_cursor: str | None
+
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+def _options(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        options = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"options must be a JSON object ({exc})", [detail(["body", "options"], "not JSON")]) from None
+    if not isinstance(options, dict):
+        raise InvalidInput("options must be a JSON object", [detail(["body", "options"], "not an object")])
+    return options
+
+
+@router.post("", status_code=201, response_model=DatasetOut)
+def upload_dataset(
+    caller: CallerDep, session: SessionDep, settings: SettingsDep, store: StoreDep, response: Response,
+    file: Annotated[list[UploadFile], File(description="one or more files (IDX: the images and labels files, optionally the test pair)")],
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    format: Annotated[str, Form(description=f"one of: {', '.join(ingest.FORMATS)}")],
+    options: Annotated[str | None, Form(description='JSON object, e.g. {"label_column": "species"} or {"size": [32, 32], "channels": 1}')] = None,
+):
+    uploads = [ingest.Upload(filename=f.filename or f"file{i}", file=f.file) for i, f in enumerate(file)]
+    dataset = dataset_service.create(
+        session=session, store=store, tenant_id=caller.tenant_id, name=name, fmt=format,
+        uploads=uploads, options=_options(options), limits=settings.ingest_limits,
+    )
+    try:
+        session.commit()
+    except BaseException:
+        dataset_service.discard(store, dataset.id)
+        raise
+    response.headers["Location"] = f"/v1/datasets/{dataset.id}"
+    return DatasetOut.of(dataset)
+
+
+@router.get("", response_model=DatasetList)
+def list_datasets(caller: CallerDep, session: SessionDep, page: PageDep):
+    return DatasetList.of(dataset_service.list_datasets(session=session, tenant_id=caller.tenant_id, limit=page.limit, cursor=page.cursor))
+
+
+@router.get("/{dataset_id}", response_model=DatasetOut)
+def get_dataset(dataset_id: str, caller: CallerDep, session: SessionDep):
+    return DatasetOut.of(dataset_service.get(session=session, tenant_id=caller.tenant_id, dataset_id=dataset_id))
+
+
+@router.delete("/{dataset_id}", status_code=204)
+def delete_dataset(dataset_id: str, caller: CallerDep, session: SessionDep, store: StoreDep):
+    dataset_service.delete(session=session, store=store, tenant_id=caller.tenant_id, dataset_id=dataset_id)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/{dataset_id}/preview", responses={200: {"content": {"image/png": {}, "application/json": {}}}})
+def preview_dataset(dataset_id: str, caller: CallerDep, session: SessionDep, store: StoreDep, n: Annotated[int, Query(ge=1, le=256)] = 16):
+    dataset = dataset_service.get(session=session, tenant_id=caller.tenant_id, dataset_id=dataset_id)
+    result = dataset_service.preview(store=store, dataset=dataset, n=n)
+    if isinstance(result, dict):
+        return JSONResponse(result)
+    return Response(result, media_type="image/png")

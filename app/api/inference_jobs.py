@@ -1,0 +1,104 @@
+"""Batch-inference jobs over REST: submit, list, read, cancel, download results. Thin: parse, call a service, shape the answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.common import ErrorInfo, JobState, PageOut, error_of, fraction_done
+from app.api.deps import BrokerDep, CallerDep, PageDep, SessionDep, SettingsDep, StoreDep
+from app.core.db.tables import Job
+from app.core.jobs import batch_inference
+from app.core.jobs import service as job_service
+
+
+class InferenceJobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_id: str = Field(max_length=40, description="one of your models (a classifier)")
+    dataset_id: str = Field(max_length=200, description="one of your dataset ids, or a builtin:... name")
+    split: Literal["test", "train", "all"] | None = Field(None, description="which samples; default: test if the dataset has one, else train")
+    batch_size: int = Field(256, ge=1, le=8192)
+
+
+class InferenceProgress(BaseModel):
+    step: int = Field(description="batches done")
+    total_steps: int
+    fraction: float
+
+
+class InferenceJobOut(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    id: str
+    state: JobState
+    attempt: int
+    model_id: str
+    dataset_id: str
+    split: str
+    progress: InferenceProgress
+    metrics: dict[str, float] = Field(description="samples, and accuracy where the split has labels")
+    error: ErrorInfo | None
+    results: dict[str, str] | None = Field(description="download paths by format, once succeeded")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> "InferenceJobOut":
+        results = None
+        if job.state == "succeeded":
+            results = {fmt: f"/v1/inference-jobs/{job.id}/results?format={fmt}" for fmt in ("csv", "npz")}
+        return cls(
+            id=job.id, state=job.state, attempt=job.attempt, model_id=job.spec["model_id"], dataset_id=job.spec["dataset_id"],
+            split=job.spec["split"], progress=InferenceProgress(step=job.step, total_steps=job.total_steps, fraction=fraction_done(job)),
+            metrics=job.latest_metrics or {}, error=error_of(job),
+            results=results, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        )
+
+
+class InferenceJobList(PageOut):
+    items: list[InferenceJobOut]
+    next_cursor: str | None
+
+
+router = APIRouter(prefix="/v1/inference-jobs", tags=["inference jobs"])
+MEDIA_TYPES = {"csv": "text/csv", "npz": "application/octet-stream"}
+
+
+@router.post("", status_code=201, response_model=InferenceJobOut)
+def submit(body: InferenceJobIn, caller: CallerDep, session: SessionDep, settings: SettingsDep, broker: BrokerDep,
+           request: Request, response: Response):
+    job = batch_inference.create(session=session, tenant_id=caller.tenant_id, max_attempts=settings.max_attempts, **body.model_dump())
+    session.commit()
+    broker.wake(job.id)  # one queue and one task for every job kind
+    response.headers["Location"] = str(request.url_for("get_inference_job", job_id=job.id))
+    return InferenceJobOut.of(job)
+
+
+@router.get("", response_model=InferenceJobList)
+def list_inference_jobs(caller: CallerDep, session: SessionDep, page: PageDep, state: JobState | None = None):
+    return InferenceJobList.of(job_service.list_jobs(session=session, tenant_id=caller.tenant_id, state=state, limit=page.limit, cursor=page.cursor,
+                                  kind=batch_inference.KIND))
+
+
+@router.get("/{job_id}", response_model=InferenceJobOut)
+def get_inference_job(job_id: str, caller: CallerDep, session: SessionDep):
+    return InferenceJobOut.of(job_service.get(session=session, tenant_id=caller.tenant_id, job_id=job_id, kind=batch_inference.KIND))
+
+
+@router.post("/{job_id}/cancel", response_model=InferenceJobOut)
+def cancel(job_id: str, caller: CallerDep, session: SessionDep):
+    job = job_service.request_cancel(session=session, tenant_id=caller.tenant_id, job_id=job_id, kind=batch_inference.KIND)
+    session.commit()
+    return InferenceJobOut.of(job)
+
+
+@router.get("/{job_id}/results", response_class=FileResponse, responses={200: {"content": {"text/csv": {}, "application/octet-stream": {}}}})
+def results(job_id: str, caller: CallerDep, session: SessionDep, store: StoreDep, format: Literal["csv", "npz"] = "csv"):
+    """The predictions: CSV (index, label, prediction, one probability column per class) or NPZ
+    (predictions, probabilities, class_names, labels; loads with ``allow_pickle=False``)."""
+    path = batch_inference.results_file(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id, fmt=format)
+    return FileResponse(path, media_type=MEDIA_TYPES[format], filename=f"{job_id}-predictions.{format}")

@@ -1,0 +1,113 @@
+"""Training jobs over REST: submit, list, read, metrics, cancel, logs. Thin: parse, call a service, shape the answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+
+from app.api.common import ErrorInfo, JobState, PageOut, error_of, fraction_done
+from app.api.deps import BrokerDep, CallerDep, PageDep, SessionDep, SettingsDep, StoreDep
+from app.core.db.tables import Job
+from app.core.jobs import metrics as metric_service
+from app.core.jobs import service as job_service
+from app.core.jobs.spec import JobSpec
+
+
+class Progress(BaseModel):
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int
+    fraction: float
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str
+    state: JobState
+    attempt: int
+    progress: Progress
+    metrics: dict[str, float]
+    error: ErrorInfo | None
+    model_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    spec: dict[str, Any]
+
+    @classmethod
+    def of(cls, job: Job) -> "JobOut":
+        return cls(
+            id=job.id, name=job.name, state=job.state, attempt=job.attempt,
+            progress=Progress(epoch=job.epoch, epochs=job.epochs, step=job.step, total_steps=job.total_steps, fraction=fraction_done(job)),
+            metrics=job.latest_metrics or {}, error=error_of(job),
+            model_id=job.model_id, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+            spec=job.spec,
+        )
+
+
+class JobList(PageOut):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class MetricPointOut(BaseModel):
+    step: int
+    epoch: int
+    value: float
+    time: datetime
+
+
+class MetricsOut(BaseModel):
+    job_id: str
+    series: dict[str, list[MetricPointOut]]
+
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=201, response_model=JobOut)
+def submit_job(spec: JobSpec, caller: CallerDep, session: SessionDep, settings: SettingsDep, broker: BrokerDep,
+               request: Request, response: Response):
+    job = job_service.create(session=session, tenant_id=caller.tenant_id, spec=spec, max_attempts=settings.max_attempts)
+    session.commit()
+    broker.wake(job.id)
+    response.headers["Location"] = str(request.url_for("get_job", job_id=job.id))
+    return JobOut.of(job)
+
+
+@router.get("", response_model=JobList)
+def list_jobs(caller: CallerDep, session: SessionDep, page: PageDep, state: JobState | None = None):
+    return JobList.of(job_service.list_jobs(session=session, tenant_id=caller.tenant_id, state=state, limit=page.limit, cursor=page.cursor))
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: str, caller: CallerDep, session: SessionDep):
+    return JobOut.of(job_service.get(session=session, tenant_id=caller.tenant_id, job_id=job_id))
+
+
+@router.get("/{job_id}/metrics", response_model=MetricsOut)
+def get_metrics(
+    job_id: str, caller: CallerDep, session: SessionDep,
+    names: Annotated[list[str] | None, Query(description="metric names; repeat or comma-separate")] = None,
+    since_step: Annotated[int | None, Query(ge=0)] = None,
+):
+    wanted = [n for part in names for n in part.split(",") if n] if names else None
+    series = metric_service.series(session=session, tenant_id=caller.tenant_id, job_id=job_id, names=wanted, since_step=since_step)
+    return MetricsOut(job_id=job_id, series=series)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel_job(job_id: str, caller: CallerDep, session: SessionDep):
+    job = job_service.request_cancel(session=session, tenant_id=caller.tenant_id, job_id=job_id)
+    session.commit()
+    return JobOut.of(job)
+
+
+@router.get("/{job_id}/logs", response_class=PlainTextResponse)
+def get_logs(job_id: str, caller: CallerDep, session: SessionDep, store: StoreDep):
+    return PlainTextResponse(job_service.read_log(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id))

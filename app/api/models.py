@@ -1,0 +1,176 @@
+"""Trained models over REST: read them, set their serving options, predict, generate, transform, export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Annotated, Any, Literal
+
+from anyio import to_thread
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.common import PageOut
+from app.api.deps import CallerDep, PageDep, RuntimeDep, SessionDep
+from app.api.predict import predict_response
+from app.core import trained_models
+from app.core.db.tables import TrainedModel
+
+
+class ModelOut(BaseModel):
+    id: str
+    name: str
+    architecture: str
+    params: dict[str, Any]
+    input_shape: list[int] = Field(description="what the network takes, after preprocessing")
+    sample_shape: list[int] = Field(description="one raw sample as predict takes it")
+    class_names: list[str]
+    preprocessing: dict[str, Any]
+    metrics: dict[str, float]
+    parameter_count: int
+    size_bytes: int
+    serving: "ServingOptions" = Field(description="micro-batching overrides; null fields take the service's defaults")
+    job_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, m: TrainedModel) -> "ModelOut":
+        return cls(
+            id=m.id, name=m.name, architecture=m.architecture, params=m.params, input_shape=m.input_shape,
+            sample_shape=m.sample_shape, class_names=m.class_names, preprocessing=m.preprocessing, metrics=m.metrics,
+            parameter_count=m.parameter_count, size_bytes=m.size_bytes, serving=ServingOptions(**(m.serving or {})),
+            job_id=m.job_id, created_at=m.created_at,
+        )
+
+
+class ServingOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_batch_size: int | None = Field(None, ge=1, le=4096, description="samples per forward pass (KILN_PREDICT_MAX_BATCH)")
+    max_delay_ms: float | None = Field(None, ge=0, le=1000, description="how long an idle model waits for company (KILN_PREDICT_MAX_DELAY_MS)")
+
+
+class ModelPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    serving: ServingOptions
+
+
+ModelOut.model_rebuild()
+
+
+class ModelList(PageOut):
+    items: list[ModelOut]
+    next_cursor: str | None
+
+
+class PredictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Items are checked by the runtime (shape, numbers), which is far cheaper than pydantic on nested lists.
+    inputs: list[Any] = Field(min_length=1, description="samples exactly as in the dataset, e.g. 8x8 values 0-16 for builtin:digits")
+    lengths: list[Any] | None = Field(None, description="sequence models: each sample's real length (default: all of it)")
+
+
+class PredictOut(BaseModel):
+    predictions: list[str]
+    probabilities: list[list[float]]
+
+
+class GenerateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(16, ge=1, le=256)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="the same seed gives the same samples")
+
+
+class GenerateOut(BaseModel):
+    samples: list[Any] = Field(description="n samples in the dataset's raw units and sample shape")
+
+
+class TransformIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[Any] = Field(min_length=1)
+
+
+class TransformOut(BaseModel):
+    features: list[list[float]] = Field(description="hidden unit probabilities per sample")
+    reconstructions: list[Any] = Field(description="one up-down pass, in raw units")
+
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+@router.get("", response_model=ModelList)
+def list_models(caller: CallerDep, session: SessionDep, page: PageDep):
+    return ModelList.of(trained_models.list_models(session=session, tenant_id=caller.tenant_id, limit=page.limit, cursor=page.cursor))
+
+
+@router.get("/{model_id}", response_model=ModelOut)
+def get_model(model_id: str, caller: CallerDep, session: SessionDep):
+    return ModelOut.of(trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id))
+
+
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": PredictIn.model_json_schema()},
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                        "description": "PNG or JPEG images, one sample each, converted to the model's channels and size"}},
+            }},
+        },
+    }
+}
+
+
+@router.patch("/{model_id}", response_model=ModelOut)
+def update_model(model_id: str, body: ModelPatch, caller: CallerDep, session: SessionDep, runtime: RuntimeDep):
+    """Per-model serving options. This API process applies them at once; others within
+    ``KILN_MODEL_RECORD_CACHE_SECONDS``."""
+    model = trained_models.set_serving(session=session, tenant_id=caller.tenant_id, model_id=model_id, options=body.serving.model_dump())
+    session.commit()
+    runtime.forget(caller.tenant_id, model_id)
+    return ModelOut.of(model)
+
+
+@router.post("/{model_id}/predict", response_model=PredictOut, openapi_extra=PREDICT_BODY)
+async def predict(
+    model_id: str, caller: CallerDep, request: Request, runtime: RuntimeDep,
+    top_k: Annotated[int | None, Query(ge=1, description="also answer the k likeliest classes of each sample")] = None,
+    checkpoint: Annotated[Literal["latest"] | None, Query(
+        description="latest: answer from the newest weights; model_id may then be a training job's id, even while it runs")] = None,
+):
+    """Samples as JSON ``{"inputs": [...]}`` or images as multipart ``file`` fields. Concurrent
+    requests for one model are micro-batched into one forward pass. (JSON requests are answered by
+    app.api.predict's fast lane in front of the router, with this same code.)"""
+    return await predict_response(request, runtime, caller.tenant_id, model_id, top_k, checkpoint)
+
+
+@router.post("/{model_id}/generate", response_model=GenerateOut, responses={200: {"content": {"image/png": {}}}})
+async def generate(model_id: str, body: GenerateIn, caller: CallerDep, runtime: RuntimeDep, format: Literal["json", "png"] = "json"):
+    servable = await runtime.servable(caller.tenant_id, model_id)
+    samples = await to_thread.run_sync(partial(runtime.generate, servable, body.n, body.seed, png=format == "png"))
+    if format == "png":
+        return Response(samples, media_type="image/png")
+    return {"samples": samples}
+
+
+@router.post("/{model_id}/transform", response_model=TransformOut)
+async def transform(model_id: str, body: TransformIn, caller: CallerDep, runtime: RuntimeDep):
+    servable = await runtime.servable(caller.tenant_id, model_id)
+    return await to_thread.run_sync(runtime.transform, servable, body.inputs)
+
+
+EXPORT_SUFFIX = {"safetensors": "safetensors", "torchscript": "torchscript.pt", "onnx": "onnx"}
+
+
+@router.get("/{model_id}/export", response_class=FileResponse, responses={200: {"content": {"application/octet-stream": {}}}})
+async def export_model(
+    model_id: str, caller: CallerDep, runtime: RuntimeDep,
+    format: Annotated[Literal["safetensors", "torchscript", "onnx"], Query(description="the file to download")],
+):
+    """The model as one file. TorchScript and ONNX take raw samples, as predict does, and give class
+    probabilities: preprocessing is inside. safetensors is the weights alone."""
+    servable = await runtime.servable(caller.tenant_id, model_id)
+    path = await to_thread.run_sync(runtime.export, servable, format)
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{model_id}.{EXPORT_SUFFIX[format]}")

@@ -1,0 +1,102 @@
+"""Predict's HTTP side, shared by the FastAPI route and the fast lane in front of it: read the
+request (JSON or multipart images) through ``app.serving.decode``, answer through the runtime.
+
+The fast lane takes ``POST /v1/models/{id}/predict`` before FastAPI's router and dependency
+machinery, which cost more per request than parsing, batching and the forward pass together
+(measured by bench/predict_load.py). It runs inside the app's own middleware (body size limit,
+form-as-JSON, the 500 handler) and gives the same answers and errors as the route, which stays for
+the OpenAPI schema and for the paths the lane leaves to it.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl
+
+import numpy as np
+from fastapi import Request
+from fastapi.responses import Response
+
+from app.api.deps import authenticate_request
+from app.api.errors import error_response
+from app.core.errors import InvalidInput, KilnError, detail
+from app.serving import decode
+from app.serving.loading import Servable
+from app.serving.runtime import ServingRuntime
+
+PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict$")
+
+
+async def predict_response(request: Request, runtime: ServingRuntime, tenant_id: str, model_id: str, top_k: int | None,
+                           checkpoint: str | None = None) -> Response:
+    max_samples = runtime.settings.max_predict_samples
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        async def read_samples(servable: Servable) -> tuple[np.ndarray, None]:
+            return await image_samples(request, servable, max_samples), None
+    else:
+        async def read_samples(servable: Servable) -> tuple[np.ndarray, np.ndarray | None]:
+            return decode.json_samples(await request.body(), servable, max_samples)
+    answered_by, body = await runtime.predict(tenant_id, model_id, latest=checkpoint == "latest", read_samples=read_samples, top_k=top_k)
+    # Which weights answered: the model itself, or a training job's checkpoint (``job_...@step-N``).
+    return Response(body, media_type="application/json", headers={"Kiln-Model": answered_by})
+
+
+async def image_samples(request: Request, servable: Servable, limit: int) -> np.ndarray:
+    try:
+        form = await request.form(max_files=limit, max_fields=16)
+    except Exception as exc:  # noqa: BLE001 - a malformed multipart body is the client's
+        raise InvalidInput(f"the multipart body cannot be read: {exc}", [detail(["body"], "malformed multipart")]) from None
+    files = [f for f in form.getlist("file") if not isinstance(f, str)]
+    if not files:
+        raise InvalidInput("a multipart predict request needs one or more 'file' fields with PNG or JPEG images",
+                           [detail(["body", "file"], "field required")])
+    return np.stack([decode.image_sample(await f.read(), servable, index=i) for i, f in enumerate(files)])
+
+
+def query_of(query_string: bytes) -> tuple[int | None, str | None]:
+    """``?top_k=&checkpoint=`` as the route declares them."""
+    query = dict(parse_qsl(query_string.decode("latin-1")))
+    checkpoint = query.get("checkpoint")
+    if checkpoint is not None and checkpoint != "latest":
+        raise InvalidInput("invalid request: query.checkpoint: the only checkpoint is 'latest'",
+                           [detail(["query", "checkpoint"], "Input should be 'latest'")])
+    return top_k_of(query.get("top_k")), checkpoint
+
+
+def top_k_of(raw: str | None) -> int | None:
+    """An integer of at least 1, or absent."""
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidInput("invalid request: query.top_k: must be an integer of at least 1",
+                           [detail(["query", "top_k"], "must be an integer of at least 1")])
+    return value
+
+
+class PredictFastLane:
+    """JSON predict requests, answered without FastAPI's routing; everything else passes through."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = PREDICT_PATH.match(scope["path"])
+            if match and not _multipart(scope):
+                request = Request(scope, receive)
+                try:
+                    caller = await authenticate_request(request)
+                    top_k, checkpoint = query_of(scope["query_string"])
+                    response = await predict_response(request, request.app.state.serving, caller.tenant_id, match.group(1), top_k, checkpoint)
+                except KilnError as exc:
+                    response = error_response(exc)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def _multipart(scope) -> bool:
+    return any(name == b"content-type" and value.startswith(b"multipart/") for name, value in scope["headers"])

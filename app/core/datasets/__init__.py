@@ -1,0 +1,1 @@
+"""Datasets: the built-in catalog, uploads converted once into arrays, and reading them back."""

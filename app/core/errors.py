@@ -1,0 +1,72 @@
+"""Domain errors: exception classes with a status code, raised by the services, and the one body
+every 4xx/5xx has: ``{"error": {"code", "message", "details": [{"loc", "msg"}]}}``.
+
+The API's handlers (``app.api.errors``) turn each into that body; nothing here knows HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The error code each status answers with, whoever raised it (a service here, or the web framework).
+CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
+    429: "too_many_requests", 503: "unavailable", 504: "timeout",
+}
+
+
+class KilnError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        self.headers = headers
+
+    @property
+    def code(self) -> str:
+        return CODES[self.status_code]
+
+
+class NotFound(KilnError):
+    """Absent, or another tenant's: the two are not told apart."""
+
+    status_code = 404
+
+
+class Unauthorized(KilnError):
+    status_code = 401
+
+
+class Conflict(KilnError):
+    """The resource's state forbids it now (cancel a finished job, results of an unfinished one)."""
+
+    status_code = 409
+
+
+class InvalidInput(KilnError):
+    status_code = 422
+
+
+class PayloadTooLarge(KilnError):
+    status_code = 413
+
+
+class Unavailable(KilnError):
+    """Over capacity for now; ``Retry-After`` says when to come back."""
+
+    status_code = 503
+
+
+class GatewayTimeout(KilnError):
+    status_code = 504
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+def detail(loc: list[str | int] | tuple, msg: str) -> dict[str, Any]:
+    return {"loc": list(loc), "msg": msg}

@@ -1,0 +1,1 @@
+"""Jobs: what clients submit, the rules that accept it, the lease a worker holds, the repairs after crashes."""

@@ -1,0 +1,83 @@
+"""The lease a worker holds on a running job: claim it with one conditional UPDATE, renew it with
+each heartbeat, end it with the attempt's outcome or hand the job back. Every write after the
+claim is conditional on (worker, attempt, running), so a worker that lost its lease writes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.core.db.tables import Job
+from app.core.db.types import utcnow
+from app.core.jobs.outcome import Outcome
+
+
+def claim(*, session: Session, job_id: str, worker_id: str, lease_seconds: float) -> Job | None:
+    """One atomic conditional UPDATE: the job is ours if it was queued, or running on an expired lease.
+
+    Returns the claimed job (attempt already incremented), or None: someone else has it, or it is done.
+    """
+    now = utcnow()
+    claimed = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.cancel_requested.is_(False),
+            or_(Job.state == "queued", and_(Job.state == "running", Job.lease_expires_at < now)),
+        )
+        .values(
+            state="running",
+            worker_id=worker_id,
+            attempt=Job.attempt + 1,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_at=now,
+        )
+    ).rowcount
+    if not claimed:
+        return None
+    return session.scalar(select(Job).where(Job.id == job_id).execution_options(populate_existing=True))
+
+
+def _owned(job_id: str, worker_id: str, attempt: int):
+    return and_(Job.id == job_id, Job.worker_id == worker_id, Job.attempt == attempt, Job.state == "running")
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    still_owner: bool
+    cancel_requested: bool
+
+
+def heartbeat(
+    *, session: Session, job_id: str, worker_id: str, attempt: int, lease_seconds: float,
+    progress: dict[str, int], latest_metrics: dict[str, float] | None,
+) -> Heartbeat:
+    values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds), **progress}
+    if latest_metrics:
+        values["latest_metrics"] = latest_metrics
+    renewed = session.execute(update(Job).where(_owned(job_id, worker_id, attempt)).values(**values)).rowcount
+    cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    return Heartbeat(still_owner=bool(renewed), cancel_requested=bool(cancel))
+
+
+def finish(*, session: Session, job_id: str, worker_id: str, attempt: int, outcome: Outcome) -> bool:
+    """Moves an owned running job to the outcome's terminal state. False if the lease was lost meanwhile."""
+    assert outcome.terminal, outcome
+    values: dict[str, Any] = {"state": outcome.state, "finished_at": utcnow(), "lease_expires_at": None}
+    if outcome.error:
+        values["error_type"], values["error_message"] = outcome.error
+    if outcome.model:
+        values["model_id"] = outcome.model.model_id
+    return bool(session.execute(update(Job).where(_owned(job_id, worker_id, attempt)).values(**values)).rowcount)
+
+
+def release(*, session: Session, job_id: str, worker_id: str, attempt: int) -> bool:
+    """Hands an owned running job back to the queue at once (graceful stop), without waiting for expiry."""
+    return bool(session.execute(
+        update(Job).where(_owned(job_id, worker_id, attempt))
+        .values(state="queued", worker_id=None, lease_expires_at=None, enqueued_at=utcnow(), handbacks=Job.handbacks + 1)
+    ).rowcount)

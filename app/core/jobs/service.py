@@ -1,0 +1,91 @@
+"""Jobs as the API sees them: submit (after the checks in ``validation``), tenant-scoped reads,
+and cancel. Services never commit; the caller owns the transaction and sends the wake-up after it.
+
+States: queued -> running -> succeeded | failed | cancelled; running -> queued (lease lost or
+handed back); queued -> cancelled. The database is the source of truth; messages only wake workers.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from app.core import scoped, trained_models
+from app.core.artifacts.store import ArtifactStore
+from app.core.datasets import service as dataset_service
+from app.core.db.tables import Job
+from app.core.db.types import utcnow
+from app.core.errors import Conflict, InvalidInput, detail
+from app.core.ids import new_id
+from app.core.jobs import log
+from app.core.jobs.outcome import TERMINAL_STATES
+from app.core.jobs.spec import JobSpec
+from app.core.jobs.validation import validate_spec
+from app.core.paging import Page, newest_page
+
+
+def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int) -> Job:
+    info = dataset_service.resolve(session=session, tenant_id=tenant_id, ref=spec.data.dataset)
+    source = None
+    if spec.model.init_from is not None:
+        source = trained_models.find(session=session, tenant_id=tenant_id, model_id=spec.model.init_from.model_id)
+        if source is None:
+            raise InvalidInput(
+                f"unknown model {spec.model.init_from.model_id!r} in init_from",
+                [detail(["body", "model", "init_from", "model_id"], "not one of your models")],
+            )
+    stored_spec = spec.model_dump(mode="json")
+    stored_spec["model"]["params"] = validate_spec(spec, info, source)  # what will run, defaults included
+    job = Job(
+        id=new_id("job"),
+        tenant_id=tenant_id,
+        name=spec.name,
+        state="queued",
+        spec=stored_spec,
+        dataset_ref=spec.data.dataset,
+        max_attempts=max_attempts,
+        epochs=spec.training.epochs,
+        latest_metrics={},
+        created_at=utcnow(),
+        enqueued_at=utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def find(*, session: Session, tenant_id: str, job_id: str, kind: str = "train") -> Job | None:
+    return scoped.find(session, Job, tenant_id, job_id, kind=kind)
+
+
+def get(*, session: Session, tenant_id: str, job_id: str, kind: str = "train") -> Job:
+    return scoped.get(session, Job, tenant_id, job_id, "inference job" if kind == "inference" else "job", kind=kind)
+
+
+def list_jobs(*, session: Session, tenant_id: str, state: str | None, limit: int, cursor: str | None, kind: str = "train") -> Page:
+    stmt = scoped.owned(Job, tenant_id).where(Job.kind == kind)
+    if state:
+        stmt = stmt.where(Job.state == state)
+    return newest_page(session, stmt, Job, limit=limit, cursor=cursor)
+
+
+def request_cancel(*, session: Session, tenant_id: str, job_id: str, kind: str = "train") -> Job:
+    job = get(session=session, tenant_id=tenant_id, job_id=job_id, kind=kind)
+    if job.state in TERMINAL_STATES:
+        raise Conflict(f"job {job_id!r} is already {job.state}")
+    # Conditional on the state we read, so a worker claiming the job at this instant cannot be overwritten.
+    now = utcnow()
+    cancelled_while_queued = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.state == "queued")
+        .values(state="cancelled", cancel_requested=True, finished_at=now, lease_expires_at=None)
+    ).rowcount
+    if not cancelled_while_queued:
+        session.execute(update(Job).where(Job.id == job.id, Job.state == "running").values(cancel_requested=True))
+    session.refresh(job)
+    return job
+
+
+def read_log(*, session: Session, store: ArtifactStore, tenant_id: str, job_id: str) -> str:
+    get(session=session, tenant_id=tenant_id, job_id=job_id)  # 404 for other tenants' jobs
+    return log.read(store, job_id)

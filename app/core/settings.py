@@ -1,0 +1,94 @@
+"""One settings object, read from ``KILN_*`` environment variables.
+
+The embedded default needs no server: SQLite for job state, a SQL-backed Celery broker and an
+artifact folder, all under ``KILN_DATA_DIR``. Production only changes URLs.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KILN_", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    database_url: str = ""  # default: sqlite:///<data_dir>/kiln.db
+    broker_url: str = ""  # default: sqla+sqlite:///<data_dir>/broker.db
+    artifacts_dir: Path | None = None  # default: <data_dir>/artifacts
+    queue_name: str = "kiln.train"
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Training worker
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="where workers train; auto = GPU if present")
+    worker_threads: int = Field(0, ge=0, description="torch threads per training worker; 0 = all cores")
+    lease_seconds: float = Field(30.0, gt=0)
+    heartbeat_seconds: float = Field(1.0, gt=0, description="lease renewal, metric flush and cancel check")
+    train_loss_every_steps: int = Field(10, ge=1)
+    max_runtime_seconds: int = Field(24 * 3600, ge=1)
+    max_attempts: int = Field(3, ge=1, description="attempts before a job whose worker keeps dying is failed")
+    run_reconciler: bool = True
+    reconcile_seconds: float = Field(10.0, gt=0, description="how often the reconciler runs (in every api and worker)")
+    requeue_grace_seconds: float = Field(15.0, ge=0, description="a queued job's message may be in flight this long")
+    checkpoint_keep: int = Field(2, ge=1, description="newest checkpoints kept per job, besides the best")
+    checkpoint_monitor: str = "val_loss"
+    checkpoint_monitor_mode: str = Field("min", pattern="^(min|max)$")
+
+    # Datasets
+    max_upload_bytes: int = Field(2 * 1024**3, ge=1024, description="body size limit of a dataset upload")
+    max_uncompressed_bytes: int = Field(8 * 1024**3, ge=1024, description="a dataset's size once decompressed and converted")
+    max_zip_entries: int = Field(200_000, ge=1)
+    max_compression_ratio: float = Field(200.0, gt=1)
+
+    # Serving
+    api_torch_threads: int = Field(1, ge=1, description="torch threads in each API process")
+    max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_predict_samples: int = Field(10_000, ge=1)
+    model_cache_bytes: int = Field(512 * 1024 * 1024, ge=0)
+    predict_max_batch: int = Field(32, ge=1, description="samples per forward pass when micro-batching; 1 turns batching off")
+    predict_max_delay_ms: float = Field(2.0, ge=0, description="how long an idle model waits for a batch to fill")
+    predict_max_queue: int = Field(16_384, ge=1, description="samples waiting per model before requests get 503")
+    predict_timeout_seconds: float = Field(30.0, gt=0, description="a predict request waiting longer gets 504")
+    auth_cache_seconds: float = Field(10.0, ge=0, description="how long a process trusts a checked API key")
+    model_record_cache_seconds: float = Field(5.0, ge=0, description="how long a process trusts a model's record")
+
+    @model_validator(mode="after")
+    def _fill_embedded_defaults(self) -> "Settings":
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'kiln.db'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
+        if self.artifacts_dir is None:
+            self.artifacts_dir = self.data_dir / "artifacts"
+        self.artifacts_dir = self.artifacts_dir.expanduser().resolve()
+        return self
+
+    @property
+    def ingest_limits(self):
+        from app.core.datasets.ingest import IngestLimits
+
+        return IngestLimits(
+            max_uncompressed_bytes=self.max_uncompressed_bytes, max_zip_entries=self.max_zip_entries,
+            max_compression_ratio=self.max_compression_ratio,
+        )
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.data_dir / "api-key"
+
+    @property
+    def torch_threads(self) -> int:
+        return self.worker_threads or os.cpu_count() or 1
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,53 @@
+"""Trained models: the tenant-scoped record of what a job produced (the one lookup by id), the row
+made from a saved model, and its card read back. Weights live in the artifact store."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from app.core import scoped
+from app.core.db.tables import TrainedModel
+from app.core.model_card import ModelCard, SavedModel
+from app.core.paging import Page, newest_page
+
+
+def find(*, session: Session, tenant_id: str, model_id: str) -> TrainedModel | None:
+    return scoped.find(session, TrainedModel, tenant_id, model_id)
+
+
+def get(*, session: Session, tenant_id: str, model_id: str) -> TrainedModel:
+    return scoped.get(session, TrainedModel, tenant_id, model_id, "model")
+
+
+def list_models(*, session: Session, tenant_id: str, limit: int, cursor: str | None) -> Page:
+    return newest_page(session, scoped.owned(TrainedModel, tenant_id), TrainedModel, limit=limit, cursor=cursor)
+
+
+def add(*, session: Session, tenant_id: str, job_id: str, saved: SavedModel) -> TrainedModel:
+    """The row of a model a training attempt saved; its card's fields become columns."""
+    card = saved.card
+    model = TrainedModel(
+        id=saved.model_id, tenant_id=tenant_id, job_id=job_id, name=card.name, architecture=card.architecture,
+        params=card.params, input_shape=card.input_shape, sample_shape=card.sample_shape, class_names=card.class_names,
+        preprocessing=card.preprocessing, metrics=card.metrics, parameter_count=card.parameter_count,
+        artifact_path=saved.artifact_path, size_bytes=saved.size_bytes,
+    )
+    session.add(model)
+    session.flush()
+    return model
+
+
+def card_of(model: TrainedModel) -> ModelCard:
+    return ModelCard(
+        architecture=model.architecture, params=model.params, input_shape=list(model.input_shape),
+        sample_shape=list(model.sample_shape), class_names=list(model.class_names), preprocessing=model.preprocessing,
+        name=model.name, metrics=model.metrics, parameter_count=model.parameter_count,
+    )
+
+
+def set_serving(*, session: Session, tenant_id: str, model_id: str, options: dict) -> TrainedModel:
+    """Stores the model's micro-batching overrides (null fields: the defaults)."""
+    model = get(session=session, tenant_id=tenant_id, model_id=model_id)
+    model.serving = {k: v for k, v in options.items() if v is not None} or None
+    session.flush()
+    return model

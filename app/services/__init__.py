@@ -1,2 +1,0 @@
-"""Rules live here: state transitions, lease claims, tenant scoping. Services never commit;
-the caller owns the transaction."""

@@ -1,0 +1,1 @@
+"""Online inference: decode requests, load models into a cache, micro-batch forward passes, export."""

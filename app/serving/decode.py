@@ -1,0 +1,139 @@
+"""Request bodies -> raw samples of a model, or a 422 naming what is wrong and where: Kiln's JSON
+``{"inputs": [...], "lengths": [...]}`` and PNG/JPEG images, checked against the servable's card
+(sample shape, token ids, sequence lengths) before anything is loaded or run.
+
+Images are read in the dataset's raw units, so the model's own preprocessing then applies exactly
+as in training: pixel values 0-255 map onto the [0, 1] scale the model learned (``raw = pixel /
+255 / scale``): for MNIST (raw 0-255) that is the pixel itself, for builtin:digits (raw 0-16)
+pixel * 16 / 255. Images are not inverted: MNIST-style models expect a light digit on dark.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import orjson
+from PIL import Image, UnidentifiedImageError
+
+from app.core.errors import InvalidInput, detail
+from app.core.preprocessing import image_chw
+from app.serving.loading import Servable
+
+PREDICT_FIELDS = {"inputs", "lengths"}
+IMAGE_FORMATS = {"PNG", "JPEG"}
+MAX_PIXELS = 4096 * 4096  # decoding a larger image could take gigabytes; no model here needs it
+
+
+def json_samples(body: bytes, servable: Servable, max_samples: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``{"inputs": [...], "lengths": [...]?}`` as float32 samples and (sequence networks) lengths.
+    orjson, not pydantic: a 32x32 sample is a thousand numbers, and this runs on every request."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", [detail(["body"], "invalid JSON")]) from None
+    if not isinstance(data, dict):
+        raise InvalidInput('the body must be a JSON object {"inputs": [...]}', [detail(["body"], "not an object")])
+    unknown = sorted(set(data) - PREDICT_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", [detail(["body", k], "extra fields not permitted") for k in unknown])
+    inputs = data.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInput("inputs must be a non-empty list of samples", [detail(["body", "inputs"], "a non-empty list")])
+    lengths = data.get("lengths")
+    if lengths is not None and not isinstance(lengths, list):
+        raise InvalidInput("lengths must be a list of integers", [detail(["body", "lengths"], "a list")])
+    x = samples(inputs, servable, max_samples)
+    return x, sequence_lengths(lengths, x) if servable.takes_lengths else None
+
+
+def samples(inputs: list[Any], servable: Servable, max_samples: int) -> np.ndarray:
+    """The request's samples as float32 (N, *sample_shape), or a 422 saying what is wrong."""
+    sample_shape = servable.pre.sample_shape
+    if len(inputs) > max_samples:
+        raise InvalidInput(f"too many samples: {len(inputs)} > {max_samples}", [detail(["body", "inputs"], f"at most {max_samples} samples per request")])
+    try:
+        x = np.asarray(inputs, dtype=np.float32)
+    except (ValueError, TypeError):
+        for i, sample in enumerate(inputs):
+            try:
+                s = np.asarray(sample, dtype=np.float32)
+            except (ValueError, TypeError):
+                raise InvalidInput(f"sample {i} is not an array of numbers of shape {list(sample_shape)}",
+                                   [detail(["body", "inputs", i], "not a numeric array")]) from None
+            if s.shape != sample_shape:
+                break
+        else:
+            i = 0
+        raise InvalidInput(
+            f"every sample must have shape {list(sample_shape)}; sample {i} does not",
+            [detail(["body", "inputs", i], f"expected shape {list(sample_shape)}")],
+        ) from None
+    if x.shape[1:] != sample_shape:
+        raise InvalidInput(
+            f"every sample must have shape {list(sample_shape)}; got {list(x.shape[1:])}",
+            [detail(["body", "inputs"], f"expected samples of shape {list(sample_shape)}, got {list(x.shape[1:])}")],
+        )
+    if not np.isfinite(x).all():
+        bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
+        raise InvalidInput(f"sample {bad} contains NaN or infinity", [detail(["body", "inputs", bad], "NaN or infinity")])
+    check_tokens(servable, x)
+    return x
+
+
+def check_tokens(servable: Servable, x: np.ndarray) -> None:
+    """Token-id samples hold integers below the vocabulary size."""
+    pre = servable.pre
+    if pre.tokens and (not np.equal(np.mod(x, 1), 0).all() or x.min() < 0 or x.max() >= (pre.vocab_size or 0)):
+        raise InvalidInput(f"token ids must be integers in 0..{(pre.vocab_size or 1) - 1}", [detail(["body", "inputs"], "token id out of range")])
+
+
+def sequence_lengths(lengths: list[Any] | None, x: np.ndarray) -> np.ndarray:
+    """Each sample's real length (1..T); by default the full padded length."""
+    if lengths is None:
+        return np.full(len(x), x.shape[1], dtype=np.int64)
+    if len(lengths) != len(x):
+        raise InvalidInput(f"{len(lengths)} lengths for {len(x)} samples", [detail(["body", "lengths"], "one length per sample")])
+    try:
+        out = np.asarray(lengths, dtype=np.int64)
+    except (ValueError, TypeError):
+        raise InvalidInput("lengths must be integers", [detail(["body", "lengths"], "not integers")]) from None
+    if out.ndim != 1 or (len(out) and (out.min() < 1 or out.max() > x.shape[1])):
+        raise InvalidInput(f"lengths must lie in 1..{x.shape[1]}", [detail(["body", "lengths"], f"each in 1..{x.shape[1]}")])
+    return out
+
+
+def image_sample(data: bytes, servable: Servable, *, field: str = "file", index: int = 0) -> np.ndarray:
+    """One image file as a float32 sample of shape ``sample_shape``, or a 422 saying why not."""
+    pre = servable.pre
+    layout = image_chw(pre.sample_shape)
+    loc = ["body", field, index]
+    if layout is None or layout[0] not in (1, 3) or pre.tokens:
+        raise InvalidInput(f"this model takes samples of shape {list(pre.sample_shape)}, not images: send JSON inputs",
+                           [detail(loc, "the model does not take images")])
+    channels, height, width = layout
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format not in IMAGE_FORMATS:
+                raise InvalidInput(f"{field} is a {img.format} image; send PNG or JPEG", [detail(loc, "not PNG or JPEG")])
+            if img.width * img.height > MAX_PIXELS:
+                raise InvalidInput(f"{field} is {img.width}x{img.height} pixels; at most {MAX_PIXELS} are decoded",
+                                   [detail(loc, "image too large")])
+            mode = "L" if channels == 1 else "RGB"
+            img.draft(mode, (width, height))  # JPEG: decode at reduced size when it can
+            pixels = np.asarray(img.convert(mode).resize((width, height), Image.BILINEAR), dtype=np.float32)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidInput(f"{field} is not a readable PNG or JPEG image ({exc})", [detail(loc, "not a readable image")]) from None
+    raw = pixels / 255.0 / pre.scale
+    if channels == 3:
+        raw = raw.transpose(2, 0, 1)
+    return raw.reshape(pre.sample_shape).astype(np.float32)
+
+
+def top_k(value: int | None, servable: Servable) -> int | None:
+    """``?top_k=``: at most the model's number of classes."""
+    classes = len(servable.card.class_names)
+    if value is not None and value > classes:
+        raise InvalidInput(f"top_k is {value} but the model has {classes} classes", [detail(["query", "top_k"], f"at most {classes}")])
+    return value

@@ -1,0 +1,116 @@
+"""The reconciler's rules against a real (SQLite) database built by the migrations."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from app.api.broker import Broker
+from app.core import bootstrap, tenants
+from app.core.db.engine import session_factory
+from app.core.db.tables import Job
+from app.core.db.types import utcnow
+from app.core.jobs import lease as leases
+from app.core.jobs import service as job_service
+from app.core.jobs.outcome import Outcome
+from app.core.jobs.reconciler import reconcile_once
+from app.core.jobs.spec import JobSpec
+from app.core.settings import Settings
+
+SPEC = JobSpec.model_validate({"name": "j", "model": {"architecture": "mlp"}, "data": {"dataset": "builtin:digits"}})
+
+
+@pytest.fixture
+def env(tmp_path):
+    settings = Settings(data_dir=tmp_path, requeue_grace_seconds=0, lease_seconds=30)
+    bootstrap.prepare(settings)
+    sessions = session_factory(settings.database_url)
+    with sessions() as s:
+        tenant = tenants.get_or_create_tenant(session=s, name="t")
+        s.commit()
+    return settings, sessions, tenant.id
+
+
+def new_job(sessions, tenant_id, max_attempts=3) -> str:
+    with sessions() as s:
+        job = job_service.create(session=s, tenant_id=tenant_id, spec=SPEC, max_attempts=max_attempts)
+        s.commit()
+        return job.id
+
+
+def claim(sessions, job_id, worker="w", lease=30.0):
+    with sessions() as s:
+        job = leases.claim(session=s, job_id=job_id, worker_id=worker, lease_seconds=lease)
+        s.commit()
+        return job
+
+
+def state(sessions, job_id):
+    with sessions() as s:
+        return s.get(Job, job_id)
+
+
+def test_claim_is_exclusive_while_the_lease_lives_and_open_once_it_expired(env):
+    _, sessions, tenant = env
+    job_id = new_job(sessions, tenant)
+    assert claim(sessions, job_id, "a").attempt == 1
+    assert claim(sessions, job_id, "b") is None
+    with sessions() as s:
+        s.execute(update(Job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        s.commit()
+    taken = claim(sessions, job_id, "b")
+    assert taken.attempt == 2 and taken.worker_id == "b"
+    # The old owner can no longer renew or finish.
+    with sessions() as s:
+        beat = leases.heartbeat(session=s, job_id=job_id, worker_id="a", attempt=1, lease_seconds=30, progress={}, latest_metrics=None)
+        assert not beat.still_owner
+        assert not leases.finish(session=s, job_id=job_id, worker_id="a", attempt=1, outcome=Outcome("succeeded"))
+
+
+def test_expired_lease_is_requeued_then_failed_when_attempts_are_spent(env):
+    settings, sessions, tenant = env
+    job_id = new_job(sessions, tenant, max_attempts=2)
+    for attempt in (1, 2):
+        assert claim(sessions, job_id, lease=0.001).attempt == attempt
+        repairs = reconcile_once(settings, sessions, Broker(settings).send)
+        if attempt == 1:
+            assert repairs.requeued == [job_id] and state(sessions, job_id).state == "queued"
+        else:
+            assert repairs.failed == [job_id]
+    job = state(sessions, job_id)
+    assert job.state == "failed" and job.error_type == "attempts_exhausted"
+
+
+def test_graceful_handbacks_do_not_count_against_max_attempts(env):
+    settings, sessions, tenant = env
+    job_id = new_job(sessions, tenant, max_attempts=1)
+    for _ in range(3):
+        job = claim(sessions, job_id)
+        with sessions() as s:
+            assert leases.release(session=s, job_id=job_id, worker_id="w", attempt=job.attempt)
+            s.commit()
+    claim(sessions, job_id, lease=0.001)
+    repairs = reconcile_once(settings, sessions, Broker(settings).send)
+    assert repairs.failed == [job_id]  # one lost worker = max_attempts, not four
+    assert state(sessions, job_id).attempt == 4
+
+
+def test_queued_job_without_a_message_gets_one_and_only_once_per_grace_period(env):
+    settings, sessions, tenant = env
+    from app.core.queue import queued_job_ids
+
+    job_id = new_job(sessions, tenant)  # created, never sent: as after a crash between commit and send
+    assert job_id not in queued_job_ids(settings)
+    assert reconcile_once(settings, sessions, Broker(settings).send).resent == [job_id]
+    assert job_id in queued_job_ids(settings)
+    assert reconcile_once(settings, sessions, Broker(settings).send).resent == []  # its message is in the broker now
+
+
+def test_cancelled_and_finished_jobs_are_left_alone(env):
+    settings, sessions, tenant = env
+    cancelled = new_job(sessions, tenant)
+    with sessions() as s:
+        job_service.request_cancel(session=s, tenant_id=tenant, job_id=cancelled)
+        s.commit()
+    repairs = reconcile_once(settings, sessions, Broker(settings).send)
+    assert cancelled not in repairs.to_enqueue and state(sessions, cancelled).state == "cancelled"

@@ -1,0 +1,123 @@
+"""One attempt at a job, start to end: claim the lease, run the job's kind (training or batch
+inference) through a JobContext, then record the outcome, or hand the job back on shutdown. A task
+that cannot claim leaves the job alone; a lease lost on the way records nothing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core import trained_models
+from app.core.artifacts import layout
+from app.core.artifacts.store import ArtifactStore
+from app.core.db.engine import session_factory
+from app.core.db.tables import Job
+from app.core.jobs import lease, log
+from app.core.jobs.outcome import Outcome
+from app.core.queue import Send, wake_worker
+from app.core.settings import Settings
+from worker import lifecycle
+from worker.batch_inference import run_inference
+from worker.job_context import JobContext
+from worker.training.job import run_training
+from worker.training.loop import NonFiniteLoss
+
+logger = logging.getLogger("kiln.worker")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_attempt(job_id: str, settings: Settings, send: Send) -> str | None:
+    """Returns the state this attempt left the job in, or None if it did not claim it or lost it."""
+    sessions = session_factory(settings.database_url)
+    store = ArtifactStore(settings.artifacts_dir)
+    me = worker_id()
+    with sessions() as session:
+        job = lease.claim(session=session, job_id=job_id, worker_id=me, lease_seconds=settings.lease_seconds)
+        session.commit()
+    if job is None:
+        logger.info("job %s: not claimable (taken, finished or cancelled); skipping", job_id)
+        return None
+    logger.info("job %s: attempt %d on %s", job_id, job.attempt, me)
+    log.append(store, job_id, f"attempt {job.attempt} started on {me}")
+
+    ctx = JobContext(settings=settings, sessions=sessions, store=store, job_id=job_id, tenant_id=job.tenant_id, worker_id=me, attempt=job.attempt)
+    ctx.start()
+    lifecycle.register(ctx)
+    outcome: Outcome | None
+    try:
+        if job.kind == "inference":
+            outcome = run_inference(job, ctx, store, sessions)
+        else:
+            outcome = run_training(job.id, job.spec, ctx, store, settings)
+            if ctx.resumed_from_step is not None:
+                log.append(store, job_id, f"attempt {job.attempt} resumed from the checkpoint at step {ctx.resumed_from_step}")
+    except NonFiniteLoss as exc:
+        outcome = Outcome.failed("non_finite_loss", str(exc))
+        log.append(store, job_id, traceback.format_exc())
+    except Exception as exc:  # noqa: BLE001 - any error in the job fails it, the worker goes on
+        logger.exception("job %s failed", job_id)
+        outcome = Outcome.failed(type(exc).__name__, str(exc) or repr(exc))
+        log.append(store, job_id, traceback.format_exc())
+    finally:
+        lifecycle.unregister(ctx)
+        ctx.close()
+
+    if outcome is None:
+        log.append(store, job_id, f"attempt {job.attempt} stopped: {ctx.stop_reason()}; not recording anything")
+        return None
+    if outcome.state == "queued":
+        return _hand_back(sessions, store, job, me, send)
+    return with_retries(lambda: _record(sessions, store, job, me, outcome), f"job {job_id}: record outcome")
+
+
+def with_retries(action, what: str, delays=(0.5, 1, 2, 4, 8, 15, 30)):
+    """Rides out a short database outage (a PostgreSQL restart) instead of losing the outcome."""
+    for delay in (*delays, None):
+        try:
+            return action()
+        except SQLAlchemyError:
+            if delay is None:
+                raise
+            logger.warning("%s failed; retrying in %s s", what, delay, exc_info=True)
+            time.sleep(delay)
+
+
+def _hand_back(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, me: str, send: Send) -> str | None:
+    """Graceful stop: the checkpoint is written; give the job back to the queue now, and wake a worker."""
+
+    def release() -> bool:
+        with sessions() as session:
+            released = lease.release(session=session, job_id=job.id, worker_id=me, attempt=job.attempt)
+            session.commit()
+            return released
+
+    if not with_retries(release, f"job {job.id}: release"):
+        return None
+    log.append(store, job.id, f"attempt {job.attempt} stopped by worker shutdown; checkpointed and returned to the queue")
+    wake_worker(send, job.id)
+    return "queued"
+
+
+def _record(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, me: str, outcome: Outcome) -> str | None:
+    """The outcome and the model it made, in one transaction, if this attempt still holds the lease."""
+    with sessions() as session:
+        if outcome.model is not None:
+            trained_models.add(session=session, tenant_id=job.tenant_id, job_id=job.id, saved=outcome.model)
+        if not lease.finish(session=session, job_id=job.id, worker_id=me, attempt=job.attempt, outcome=outcome):
+            session.rollback()
+            logger.warning("job %s: lease lost before the outcome was recorded; leaving it to its new owner", job.id)
+            if outcome.model is not None:
+                store.delete(layout.model_prefix(outcome.model.model_id))
+            return None
+        session.commit()
+    log.append(store, job.id, f"attempt {job.attempt} ended: {outcome.describe()}")
+    return outcome.state
