@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make run` and `make test`. Both bootstrap .venv first.
+# Two commands on a fresh machine: `make run` and `make test` (ruff, import contracts, the tests).
+# Both bootstrap .venv first.
 # CUDA machines: override the torch requirement, e.g.
 #   make run TORCH_SPEC="torch==2.13.0" PIP_TORCH_ARGS="--index-url https://download.pytorch.org/whl/cu126"
 PYTHON ?= python3
@@ -19,6 +20,8 @@ run: $(STAMP)
 	$(VENV)/bin/kiln up
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)
