@@ -64,7 +64,7 @@ def _check_generative_options(spec: JobSpec, name: str) -> None:
         (["model", "init_from"], spec.model.init_from is not None),
     ]
     if name == "rbm":
-        meaningless += [(["training", "label_smoothing"], t.label_smoothing > 0), (["training", "grad_clip_norm"], t.grad_clip_norm is not None)]
+        meaningless.append((["training", "label_smoothing"], t.label_smoothing > 0))  # it has no labels
     offending = [["body", *loc] for loc, bad in meaningless if bad]
     if offending:
         fields = ", ".join(".".join(map(str, loc[1:])) for loc in offending)

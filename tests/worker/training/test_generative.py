@@ -264,3 +264,19 @@ def test_resume_mid_epoch_is_exact_with_another_optimizer_and_a_schedule(digits_
     assert resumed.fit().steps_done == straight.total_steps
     for name, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_rbm_gradient_clipping_bounds_each_update(binary_digits):
+    """grad_clip_norm applies to the contrastive-divergence gradient too: clipped to almost nothing,
+    one epoch of plain SGD leaves the weights almost where they started."""
+    sgd = {**SGD_MOMENTUM, "lr": 0.1, "momentum": 0.0}
+
+    def moved(clip):
+        rbm = make_rbm()
+        start = rbm.weight.detach().clone()
+        RBMTrainer(rbm, binary_digits, config(grad_clip_norm=clip), LocalContext(), optimizer=sgd).fit()
+        return (rbm.weight.detach() - start).norm().item()
+
+    steps = math.ceil(len(binary_digits.x_train) / 64)
+    assert moved(1e-6) <= 0.1 * 1e-6 * steps + 1e-9  # each step moves at most lr * clip
+    assert moved(None) > 100 * moved(1e-6)
