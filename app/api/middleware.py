@@ -4,16 +4,22 @@
 from __future__ import annotations
 
 import orjson
+from starlette.exceptions import HTTPException
 
 from app.core.errors import error_body
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` as the limit is crossed. An HTTPException, because FastAPI turns any
+    other error met while reading a body into a 400; this one its handler answers as a 413."""
+
+    def __init__(self, message: str):
+        super().__init__(status_code=413, detail=message)
 
 
 class BodySizeLimit:
-    """``max_bytes`` for every request, ``upload_max_bytes`` for paths under ``upload_prefix`` (dataset uploads)."""
+    """``max_bytes`` for every request (KILN_MAX_REQUEST_BYTES), ``upload_max_bytes`` for paths under
+    ``upload_prefix``, dataset uploads (KILN_MAX_UPLOAD_BYTES)."""
 
     def __init__(self, app, max_bytes: int, upload_max_bytes: int | None = None, upload_prefix: str = "/v1/datasets"):
         self.app = app
@@ -24,24 +30,27 @@ class BodySizeLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.upload_max if scope.get("path", "").startswith(self.upload_prefix) else self.default_max
-        await self._limited(scope, receive, send, limit)
+        if scope.get("path", "").startswith(self.upload_prefix):
+            limit, setting = self.upload_max, "KILN_MAX_UPLOAD_BYTES"
+        else:
+            limit, setting = self.default_max, "KILN_MAX_REQUEST_BYTES"
+        await self._limited(scope, receive, send, limit, f"request body over the limit of {limit} bytes ({setting})")
 
-    async def _limited(self, scope, receive, send, limit: int):
+    async def _limited(self, scope, receive, send, limit: int, message: str):
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
-                return await self._reject(send, limit)
+                return await self._reject(send, message)
         received = 0
         started = False
 
         async def counting_receive():
             nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+            event = await receive()
+            if event["type"] == "http.request":
+                received += len(event.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
-            return message
+                    raise BodyTooLarge(message)
+            return event
 
         async def tracking_send(message):
             nonlocal started
@@ -53,10 +62,10 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send, limit)
+                await self._reject(send, message)
 
-    async def _reject(self, send, limit: int):
-        body = orjson.dumps(error_body("payload_too_large", f"request body over the limit of {limit} bytes"))
+    async def _reject(self, send, message: str):
+        body = orjson.dumps(error_body("payload_too_large", message))
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -179,6 +179,16 @@ def test_checkpoint_latest_of_a_finished_job_is_its_model(client, owner, model_i
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["loc"] == ["query", "checkpoint"]
 
 
+def test_checkpoint_latest_is_scoped_to_the_tenant(client, owner, auth, model_id):
+    """Another tenant's job is not found, with or without checkpoint=latest, though its checkpoints exist."""
+    job_id = client.get(f"/v1/models/{model_id}", headers=owner).json()["job_id"]
+    sample = {"inputs": DIGITS.images[:1].tolist()}
+    for ref in (job_id, model_id):
+        r = client.post(f"/v1/models/{ref}/predict", json=sample, params={"checkpoint": "latest"}, headers=auth)
+        assert r.status_code == 404, r.text
+        assert client.post(f"/v1/models/{ref}/predict", json=sample, headers=auth).status_code == 404
+
+
 def test_per_model_serving_options_are_validated_stored_and_applied(settings, owner, auth, model_id):
     # A deadline of 0.3 s: the default 2 ms wait answers; a model told to wait 2 s for company does not.
     with serving_client(settings, predict_timeout_seconds=0.3) as c:

@@ -114,3 +114,79 @@ def test_cancelled_and_finished_jobs_are_left_alone(env):
         s.commit()
     repairs = reconcile_once(settings, sessions, Broker(settings).send)
     assert cancelled not in repairs.to_enqueue and state(sessions, cancelled).state == "cancelled"
+
+
+def expire(sessions, job_id):
+    with sessions() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        s.commit()
+
+
+def test_a_newer_attempt_fences_the_older_even_with_the_same_worker_id(env):
+    """Worker ids are host:pid and repeat after a container restart: ownership is the attempt too."""
+    _, sessions, tenant = env
+    job_id = new_job(sessions, tenant)
+    assert claim(sessions, job_id, "host:1").attempt == 1
+    expire(sessions, job_id)
+    assert claim(sessions, job_id, "host:1").attempt == 2
+    with sessions() as s:
+        stale = leases.heartbeat(session=s, job_id=job_id, worker_id="host:1", attempt=1, lease_seconds=30, progress={"step": 5},
+                                 latest_metrics=None)
+        assert not stale.still_owner
+        assert not leases.finish(session=s, job_id=job_id, worker_id="host:1", attempt=1, outcome=Outcome("succeeded"))
+        assert not leases.release(session=s, job_id=job_id, worker_id="host:1", attempt=1)
+        assert leases.heartbeat(session=s, job_id=job_id, worker_id="host:1", attempt=2, lease_seconds=30, progress={},
+                                latest_metrics=None).still_owner
+        s.commit()
+    job = state(sessions, job_id)
+    assert job.state == "running" and job.attempt == 2 and job.step == 0
+
+
+def test_handbacks_are_subtracted_before_attempts_are_counted(env):
+    settings, sessions, tenant = env
+    job_id = new_job(sessions, tenant, max_attempts=2)
+    for _ in range(3):  # three graceful hand-backs (SIGTERM): not the job's fault
+        job = claim(sessions, job_id)
+        with sessions() as s:
+            assert leases.release(session=s, job_id=job_id, worker_id="w", attempt=job.attempt)
+            s.commit()
+    claim(sessions, job_id, lease=0.001)  # attempt 4, whose worker is then lost: one loss of the two allowed
+    repairs = reconcile_once(settings, sessions, Broker(settings).send)
+    assert repairs.requeued == [job_id] and repairs.failed == []
+    assert state(sessions, job_id).state == "queued"
+
+
+def test_a_replayed_metric_point_overwrites_instead_of_duplicating(env):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import func, select
+
+    from app.core.db.tables import MetricPoint
+    from app.core.jobs import metrics
+
+    _, sessions, tenant = env
+    job_id = new_job(sessions, tenant)
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for value in (1.0, 0.5):  # the same (job, name, step) written by two attempts
+        with sessions() as s:
+            metrics.write(session=s, tenant_id=tenant, job_id=job_id, points=[metrics.Point("train_loss", 10, 1, value, at)])
+            s.commit()
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(MetricPoint).where(MetricPoint.job_id == job_id)) == 1
+        series = metrics.series(session=s, tenant_id=tenant, job_id=job_id, names=None, since_step=None)
+    assert [p["value"] for p in series["train_loss"]] == [0.5]
+
+
+def test_cancelling_a_running_job_reaches_its_next_heartbeat(env):
+    _, sessions, tenant = env
+    job_id = new_job(sessions, tenant)
+    claim(sessions, job_id, "w")
+    with sessions() as s:
+        assert not leases.heartbeat(session=s, job_id=job_id, worker_id="w", attempt=1, lease_seconds=30, progress={},
+                                    latest_metrics=None).cancel_requested
+        job = job_service.request_cancel(session=s, tenant_id=tenant, job_id=job_id)
+        s.commit()
+    assert job.state == "running" and job.cancel_requested  # a running job stops between batches, at its next beat
+    with sessions() as s:
+        assert leases.heartbeat(session=s, job_id=job_id, worker_id="w", attempt=1, lease_seconds=30, progress={},
+                                latest_metrics=None).cancel_requested
