@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from contextlib import contextmanager
 
 import pytest
 
@@ -24,9 +25,9 @@ def _unavailable(what: str, exc: Exception):
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh database for this test session."""
+@contextmanager
+def _fresh_database():
+    """A new PostgreSQL database, dropped when the block ends."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
@@ -40,10 +41,26 @@ def postgres_url():
     except Exception as exc:  # noqa: BLE001
         admin.dispose()
         _unavailable("PostgreSQL", exc)
-    yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh database for this test session, shared by the integration stacks."""
+    with _fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def own_postgres_url():
+    """A fresh database of the test's own: nothing it leaves behind reaches another test's workers."""
+    with _fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

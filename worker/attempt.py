@@ -51,6 +51,15 @@ def run_attempt(job_id: str, settings: Settings, send: Send) -> str | None:
 
     ctx = JobContext(settings=settings, sessions=sessions, store=store, job_id=job_id, tenant_id=job.tenant_id, worker_id=me, attempt=job.attempt)
     ctx.start()
+    try:
+        return _run_and_record(job, ctx, settings, sessions, store, me, send)
+    finally:
+        ctx.close()  # only now: the lease stays renewed until the outcome is committed
+
+
+def _run_and_record(job: Job, ctx: JobContext, settings: Settings, sessions: sessionmaker[Session], store: ArtifactStore, me: str,
+                    send: Send) -> str | None:
+    job_id = job.id
     lifecycle.register(ctx)
     outcome: Outcome | None
     try:
@@ -69,7 +78,7 @@ def run_attempt(job_id: str, settings: Settings, send: Send) -> str | None:
         log.append(store, job_id, traceback.format_exc())
     finally:
         lifecycle.unregister(ctx)
-        ctx.close()
+        ctx.flush()  # every buffered point is in before the outcome says the job is done
 
     if outcome is None:
         log.append(store, job_id, f"attempt {job.attempt} stopped: {ctx.stop_reason()}; not recording anything")
@@ -92,19 +101,24 @@ def with_retries(action, what: str, delays=(0.5, 1, 2, 4, 8, 15, 30)):
 
 
 def _hand_back(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, me: str, send: Send) -> str | None:
-    """Graceful stop: the checkpoint is written; give the job back to the queue now, and wake a worker."""
+    """Graceful stop: the checkpoint is written; give the job back to the queue now, and wake a
+    worker (or, if a cancel was asked for meanwhile, end it cancelled)."""
 
-    def release() -> bool:
+    def release() -> str | None:
         with sessions() as session:
-            released = lease.release(session=session, job_id=job.id, worker_id=me, attempt=job.attempt)
+            state = lease.release(session=session, job_id=job.id, worker_id=me, attempt=job.attempt)
             session.commit()
-            return released
+            return state
 
-    if not with_retries(release, f"job {job.id}: release"):
+    state = with_retries(release, f"job {job.id}: release")
+    if state is None:
         return None
+    if state == "cancelled":
+        log.append(store, job.id, f"attempt {job.attempt} stopped by worker shutdown; its cancel was asked for, so it ended cancelled")
+        return state
     log.append(store, job.id, f"attempt {job.attempt} stopped by worker shutdown; checkpointed and returned to the queue")
     wake_worker(send, job.id)
-    return "queued"
+    return state
 
 
 def _record(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, me: str, outcome: Outcome) -> str | None:

@@ -2,16 +2,22 @@
 database, checkpoints through the artifact store.
 
 The hot loop only appends to a buffer and reads a flag. A background thread wakes every
-``heartbeat_seconds`` and, in one transaction, upserts the buffered metric points, records
-progress, renews the lease and reads the cancel flag. A failed write (database restarting) keeps
-the points for the next beat, so nothing is lost through a short outage.
+``heartbeat_seconds`` and, in one transaction, renews the lease, records progress, upserts the
+buffered metric points and reads the cancel flag. A failed write (database restarting) keeps the
+points for the next beat, so nothing is lost through a short outage; beats that keep failing for
+longer than the lease stop the trainer, as the job may be someone else's by then.
+
+Fenced: an attempt that lost its lease writes nothing, anywhere. Metric points are written only in
+a transaction whose lease renewal matched, and a checkpoint only right after a renewal that did.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
 import threading
+import time
 from typing import Any
 
 import orjson
@@ -43,15 +49,19 @@ class JobContext:
         self._stop: str | None = None
         self.resumed_from_step: int | None = None
         self._closing = threading.Event()
+        self._beat_lock = threading.Lock()  # the heartbeat thread, a flush and a checkpoint's renewal take turns
+        self._last_beat = time.monotonic()
         self._thread = threading.Thread(target=self._beat_loop, name=f"heartbeat-{job_id}", daemon=True)
 
     # -- TrainingContext -------------------------------------------------------------------------
 
     def report(self, metrics: dict[str, float], *, step: int, epoch: int) -> None:
         now = utcnow()
+        # JSON has no NaN: the loop fails a job whose metrics go non-finite; none reaches the database.
+        finite = {name: float(value) for name, value in metrics.items() if math.isfinite(value)}
         with self._lock:
-            self._points.extend(Point(name, step, epoch, float(value), now) for name, value in metrics.items())
-            self._latest.update(metrics)
+            self._points.extend(Point(name, step, epoch, value, now) for name, value in finite.items())
+            self._latest.update(finite)
 
     def set_progress(self, *, epoch: int, step: int, total_steps: int) -> None:
         self._progress = {"epoch": epoch, "step": step, "total_steps": total_steps}
@@ -63,7 +73,11 @@ class JobContext:
         self._stop = self._stop or reason
 
     def save_checkpoint(self, state: dict[str, Any], *, epoch: int, step: int, metrics: dict[str, float] | None) -> None:
-        """Atomic write; keeps the newest ``checkpoint_keep`` and the best by the monitored metric."""
+        """Atomic write, right after a renewal of the lease proved it ours (so the write lands well
+        inside it); keeps the newest ``checkpoint_keep`` and the best by the monitored metric."""
+        if not self.beat() or self._stop == "lease_lost":
+            log.warning("job %s: lease not confirmed; checkpoint at step %d not written", self.job_id, step)
+            return
         buffer = io.BytesIO()
         torch.save(state, buffer)
         data = buffer.getvalue()
@@ -100,39 +114,55 @@ class JobContext:
     # -- heartbeat ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._last_beat = time.monotonic()
         self._thread.start()
 
-    def close(self) -> None:
-        """Stops the heartbeat and writes what is still buffered."""
-        self._closing.set()
-        self._thread.join()
+    def flush(self) -> None:
+        """Writes what is still buffered, retrying through a short outage; the heartbeat goes on."""
         for delay in (0.2, 0.5, 1, 2, 4, 8):
             if self.beat():
                 return
-            self._closing.wait(delay)
+            time.sleep(delay)
         log.error("job %s: could not write final metrics", self.job_id)
+
+    def close(self) -> None:
+        """Stops the heartbeat: called once the attempt's outcome is committed, so the lease stays
+        renewed while the outcome is being recorded."""
+        self._closing.set()
+        self._thread.join()
 
     def _beat_loop(self) -> None:
         while not self._closing.wait(self.settings.heartbeat_seconds):
             self.beat()
 
     def beat(self) -> bool:
-        with self._lock:
-            points, self._points = self._points, []
-            latest = dict(self._latest)
-        try:
-            with self.sessions() as session:
-                metric_service.write(session=session, tenant_id=self.tenant_id, job_id=self.job_id, points=points)
-                beat = lease.heartbeat(
-                    session=session, job_id=self.job_id, worker_id=self.worker_id, attempt=self.attempt,
-                    lease_seconds=self.settings.lease_seconds, progress=dict(self._progress), latest_metrics=latest,
-                )
-                session.commit()
-        except SQLAlchemyError:
-            log.warning("job %s: heartbeat failed; keeping %d points for the next one", self.job_id, len(points), exc_info=True)
+        """Renews the lease and, only if that matched, writes the buffered points and progress.
+        True if the transaction went through (whoever owns the lease)."""
+        with self._beat_lock:
             with self._lock:
-                self._points[:0] = points
-            return False
+                points, self._points = self._points, []
+                latest = dict(self._latest)
+            try:
+                with self.sessions() as session:
+                    beat = lease.heartbeat(
+                        session=session, job_id=self.job_id, worker_id=self.worker_id, attempt=self.attempt,
+                        lease_seconds=self.settings.lease_seconds, progress=dict(self._progress), latest_metrics=latest,
+                    )
+                    if beat.still_owner:
+                        metric_service.write(session=session, tenant_id=self.tenant_id, job_id=self.job_id, points=points)
+                        session.commit()
+                    else:
+                        session.rollback()  # someone else's job now: its points are not ours to write
+            except SQLAlchemyError:
+                with self._lock:
+                    self._points[:0] = points
+                silent = time.monotonic() - self._last_beat
+                log.warning("job %s: heartbeat failed (%.0f s since the last); keeping %d points", self.job_id, silent, len(points),
+                            exc_info=True)
+                if silent > self.settings.lease_seconds:
+                    self.request_stop("lease_lost")  # the lease has expired by now: the job may be someone else's
+                return False
+            self._last_beat = time.monotonic()
         if not beat.still_owner:
             self.request_stop("lease_lost")
         elif beat.cancel_requested:

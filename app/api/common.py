@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel
@@ -24,6 +25,11 @@ class PageOut(BaseModel):
     def of(cls, page: Page):
         item = cls.model_fields["items"].annotation.__args__[0]
         return cls(items=[item.of(row) for row in page.items], next_cursor=page.next_cursor)
+
+
+def finite(metrics: dict[str, float] | None) -> dict[str, float]:
+    """Metrics as JSON can carry them: a NaN or infinity (none is written now; old rows may hold one) is left out."""
+    return {name: value for name, value in (metrics or {}).items() if isinstance(value, (int, float)) and math.isfinite(value)}
 
 
 def error_of(job: Job) -> ErrorInfo | None:

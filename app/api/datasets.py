@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.api.common import PageOut
-from app.api.deps import CallerDep, PageDep, SessionDep, SettingsDep, StoreDep
+from app.api.deps import CallerDep, PageDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep
 from app.core.datasets import ingest
 from app.core.datasets import service as dataset_service
 from app.core.db.tables import Dataset
@@ -89,12 +89,12 @@ def upload_dataset(
 
 
 @router.get("", response_model=DatasetList)
-def list_datasets(caller: CallerDep, session: SessionDep, page: PageDep):
+def list_datasets(caller: CallerDep, session: ReadSessionDep, page: PageDep):
     return DatasetList.of(dataset_service.list_datasets(session=session, tenant_id=caller.tenant_id, limit=page.limit, cursor=page.cursor))
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: str, caller: CallerDep, session: SessionDep):
+def get_dataset(dataset_id: str, caller: CallerDep, session: ReadSessionDep):
     return DatasetOut.of(dataset_service.get(session=session, tenant_id=caller.tenant_id, dataset_id=dataset_id))
 
 
@@ -106,8 +106,9 @@ def delete_dataset(dataset_id: str, caller: CallerDep, session: SessionDep, stor
 
 
 @router.get("/{dataset_id}/preview", responses={200: {"content": {"image/png": {}, "application/json": {}}}})
-def preview_dataset(dataset_id: str, caller: CallerDep, session: SessionDep, store: StoreDep, n: Annotated[int, Query(ge=1, le=256)] = 16):
+def preview_dataset(dataset_id: str, caller: CallerDep, session: ReadSessionDep, store: StoreDep, n: Annotated[int, Query(ge=1, le=256)] = 16):
     dataset = dataset_service.get(session=session, tenant_id=caller.tenant_id, dataset_id=dataset_id)
+    session.close()  # the row is read: no connection stays held while the samples are drawn
     result = dataset_service.preview(store=store, dataset=dataset, n=n)
     if isinstance(result, dict):
         return JSONResponse(result)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.api.broker import Broker
 from app.core import tenants
 from app.core.artifacts.store import ArtifactStore
+from app.core.db.engine import read_only
 from app.core.errors import Unauthorized
 from app.core.settings import Settings
 from app.core.tenants import Caller
@@ -25,6 +26,12 @@ def get_settings_dep(request: Request) -> Settings:
 def get_session(request: Request) -> Iterator[Session]:
     """One session per request. Routes that write commit explicitly, then enqueue (after commit)."""
     with request.app.state.sessions() as session:
+        yield session
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A session for a route that only reads: on SQLite it takes no write lock, however long the route runs."""
+    with read_only(request.app.state.sessions()) as session:
         yield session
 
 
@@ -42,13 +49,14 @@ def get_runtime(request: Request) -> ServingRuntime:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 BrokerDep = Annotated[Broker, Depends(get_broker)]
 RuntimeDep = Annotated[ServingRuntime, Depends(get_runtime)]
 
 
 def _authenticate(request: Request, key: str) -> Caller:
-    with request.app.state.sessions() as session:
+    with read_only(request.app.state.sessions()) as session:
         return tenants.authenticate(session=session, key=key)
 
 

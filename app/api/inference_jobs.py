@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.common import ErrorInfo, JobState, PageOut, error_of, fraction_done
-from app.api.deps import BrokerDep, CallerDep, PageDep, SessionDep, SettingsDep, StoreDep
+from app.api.common import ErrorInfo, JobState, PageOut, error_of, finite, fraction_done
+from app.api.deps import BrokerDep, CallerDep, PageDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep
 from app.core.db.tables import Job
 from app.core.jobs import batch_inference
 from app.core.jobs import service as job_service
@@ -54,7 +54,7 @@ class InferenceJobOut(BaseModel):
         return cls(
             id=job.id, state=job.state, attempt=job.attempt, model_id=job.spec["model_id"], dataset_id=job.spec["dataset_id"],
             split=job.spec["split"], progress=InferenceProgress(step=job.step, total_steps=job.total_steps, fraction=fraction_done(job)),
-            metrics=job.latest_metrics or {}, error=error_of(job),
+            metrics=finite(job.latest_metrics), error=error_of(job),
             results=results, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
         )
 
@@ -79,13 +79,13 @@ def submit(body: InferenceJobIn, caller: CallerDep, session: SessionDep, setting
 
 
 @router.get("", response_model=InferenceJobList)
-def list_inference_jobs(caller: CallerDep, session: SessionDep, page: PageDep, state: JobState | None = None):
+def list_inference_jobs(caller: CallerDep, session: ReadSessionDep, page: PageDep, state: JobState | None = None):
     return InferenceJobList.of(job_service.list_jobs(session=session, tenant_id=caller.tenant_id, state=state, limit=page.limit, cursor=page.cursor,
                                   kind=batch_inference.KIND))
 
 
 @router.get("/{job_id}", response_model=InferenceJobOut)
-def get_inference_job(job_id: str, caller: CallerDep, session: SessionDep):
+def get_inference_job(job_id: str, caller: CallerDep, session: ReadSessionDep):
     return InferenceJobOut.of(job_service.get(session=session, tenant_id=caller.tenant_id, job_id=job_id, kind=batch_inference.KIND))
 
 
@@ -97,7 +97,7 @@ def cancel(job_id: str, caller: CallerDep, session: SessionDep):
 
 
 @router.get("/{job_id}/results", response_class=FileResponse, responses={200: {"content": {"text/csv": {}, "application/octet-stream": {}}}})
-def results(job_id: str, caller: CallerDep, session: SessionDep, store: StoreDep, format: Literal["csv", "npz"] = "csv"):
+def results(job_id: str, caller: CallerDep, session: ReadSessionDep, store: StoreDep, format: Literal["csv", "npz"] = "csv"):
     """The predictions: CSV (index, label, prediction, one probability column per class) or NPZ
     (predictions, probabilities, class_names, labels; loads with ``allow_pickle=False``)."""
     path = batch_inference.results_file(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id, fmt=format)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
-from app.api.common import ErrorInfo, JobState, PageOut, error_of, fraction_done
-from app.api.deps import BrokerDep, CallerDep, PageDep, SessionDep, SettingsDep, StoreDep
+from app.api.common import ErrorInfo, JobState, PageOut, error_of, finite, fraction_done
+from app.api.deps import BrokerDep, CallerDep, PageDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep
 from app.core.db.tables import Job
 from app.core.jobs import metrics as metric_service
 from app.core.jobs import service as job_service
@@ -44,7 +44,7 @@ class JobOut(BaseModel):
         return cls(
             id=job.id, name=job.name, state=job.state, attempt=job.attempt,
             progress=Progress(epoch=job.epoch, epochs=job.epochs, step=job.step, total_steps=job.total_steps, fraction=fraction_done(job)),
-            metrics=job.latest_metrics or {}, error=error_of(job),
+            metrics=finite(job.latest_metrics), error=error_of(job),
             model_id=job.model_id, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
             spec=job.spec,
         )
@@ -81,18 +81,18 @@ def submit_job(spec: JobSpec, caller: CallerDep, session: SessionDep, settings: 
 
 
 @router.get("", response_model=JobList)
-def list_jobs(caller: CallerDep, session: SessionDep, page: PageDep, state: JobState | None = None):
+def list_jobs(caller: CallerDep, session: ReadSessionDep, page: PageDep, state: JobState | None = None):
     return JobList.of(job_service.list_jobs(session=session, tenant_id=caller.tenant_id, state=state, limit=page.limit, cursor=page.cursor))
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: str, caller: CallerDep, session: SessionDep):
+def get_job(job_id: str, caller: CallerDep, session: ReadSessionDep):
     return JobOut.of(job_service.get(session=session, tenant_id=caller.tenant_id, job_id=job_id))
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsOut)
 def get_metrics(
-    job_id: str, caller: CallerDep, session: SessionDep,
+    job_id: str, caller: CallerDep, session: ReadSessionDep,
     names: Annotated[list[str] | None, Query(description="metric names; repeat or comma-separate")] = None,
     since_step: Annotated[int | None, Query(ge=0)] = None,
 ):
@@ -109,5 +109,5 @@ def cancel_job(job_id: str, caller: CallerDep, session: SessionDep):
 
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)
-def get_logs(job_id: str, caller: CallerDep, session: SessionDep, store: StoreDep):
+def get_logs(job_id: str, caller: CallerDep, session: ReadSessionDep, store: StoreDep):
     return PlainTextResponse(job_service.read_log(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id))

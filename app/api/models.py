@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.common import PageOut
-from app.api.deps import CallerDep, PageDep, RuntimeDep, SessionDep
+from app.api.deps import CallerDep, PageDep, ReadSessionDep, RuntimeDep, SessionDep
 from app.api.predict import predict_response
 from app.core import trained_models
 from app.core.db.tables import TrainedModel
@@ -99,12 +99,12 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 @router.get("", response_model=ModelList)
-def list_models(caller: CallerDep, session: SessionDep, page: PageDep):
+def list_models(caller: CallerDep, session: ReadSessionDep, page: PageDep):
     return ModelList.of(trained_models.list_models(session=session, tenant_id=caller.tenant_id, limit=page.limit, cursor=page.cursor))
 
 
 @router.get("/{model_id}", response_model=ModelOut)
-def get_model(model_id: str, caller: CallerDep, session: SessionDep):
+def get_model(model_id: str, caller: CallerDep, session: ReadSessionDep):
     return ModelOut.of(trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id))
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import images, trained_models
 from app.core.artifacts.store import ArtifactStore
+from app.core.db.engine import read_only
 from app.core.errors import GatewayTimeout, NotFound, Unavailable
 from app.core.jobs import service as job_service
 from app.core.settings import Settings
@@ -66,7 +67,7 @@ class ServingRuntime:
         return servable
 
     def _read_servable(self, tenant_id: str, ref: str, latest: bool) -> Servable:
-        with self.sessions() as session:
+        with read_only(self.sessions()) as session:
             if not latest:
                 return servable_model(trained_models.get(session=session, tenant_id=tenant_id, model_id=ref))
             job = job_service.find(session=session, tenant_id=tenant_id, job_id=ref)

@@ -148,3 +148,26 @@ def test_generative_families_take_every_optimizer_and_schedule_and_refuse_what_m
     assert _error(client.post("/v1/jobs", json=rbm, headers=auth))["details"][0]["loc"] == ["body", "training", "early_stopping"]
     rbm["training"].pop("early_stopping")
     assert client.post("/v1/jobs", json=rbm, headers=auth).status_code == 201
+
+
+def test_a_non_finite_metric_in_the_database_never_makes_a_500(client, auth, settings):
+    """Rows written before the loop refused non-finite metrics, or by hand: JSON has no NaN, the answer leaves them out."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import update
+
+    from app.core.db.engine import session_factory
+    from app.core.db.tables import Job, MetricPoint
+
+    job = client.post("/v1/jobs", json=LENET_JOB, headers=auth).json()
+    with session_factory(settings.database_url)() as session:
+        session.execute(update(Job).where(Job.id == job["id"]).values(latest_metrics={"val_loss": float("nan"), "train_loss": 0.5}))
+        tenant_id = session.get(Job, job["id"]).tenant_id
+        session.add(MetricPoint(job_id=job["id"], tenant_id=tenant_id, name="val_loss", step=1, epoch=1, value=float("inf"),
+                                time=datetime.now(timezone.utc)))
+        session.commit()
+    r = client.get(f"/v1/jobs/{job['id']}", headers=auth)
+    assert r.status_code == 200 and r.json()["metrics"] == {"train_loss": 0.5}
+    series = client.get(f"/v1/jobs/{job['id']}/metrics", headers=auth)
+    assert series.status_code == 200 and series.json()["series"].get("val_loss", []) == []
+    assert client.get("/v1/jobs", headers=auth).status_code == 200

@@ -20,15 +20,20 @@ from app.core.settings import Settings
 SPEC = JobSpec.model_validate({"name": "j", "model": {"architecture": "mlp"}, "data": {"dataset": "builtin:digits"}})
 
 
-@pytest.fixture
-def env(tmp_path):
-    settings = Settings(data_dir=tmp_path, requeue_grace_seconds=0, lease_seconds=30)
+def make_env(tmp_path, database_url: str = ""):
+    settings = Settings(data_dir=tmp_path, requeue_grace_seconds=0, lease_seconds=30, database_url=database_url)
     bootstrap.prepare(settings)
     sessions = session_factory(settings.database_url)
     with sessions() as s:
         tenant = tenants.get_or_create_tenant(session=s, name="t")
         s.commit()
     return settings, sessions, tenant.id
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def env(request, tmp_path):
+    """Settings, sessions and a tenant, on a database of the test's own, on both backends."""
+    return make_env(tmp_path, request.getfixturevalue("own_postgres_url") if request.param == "postgres" else "")
 
 
 def new_job(sessions, tenant_id, max_attempts=3) -> str:
@@ -190,3 +195,94 @@ def test_cancelling_a_running_job_reaches_its_next_heartbeat(env):
     with sessions() as s:
         assert leases.heartbeat(session=s, job_id=job_id, worker_id="w", attempt=1, lease_seconds=30, progress={},
                                 latest_metrics=None).cancel_requested
+
+
+def test_a_host_whose_clock_runs_ahead_cannot_steal_a_live_job(env, monkeypatch):
+    """Leases are kept in the database's time: a worker (or reconciler) on a host lease_seconds ahead
+    sees a live lease as live."""
+    from app.core.jobs import lease as lease_module
+    from app.core.jobs import reconciler as reconciler_module
+
+    settings, sessions, tenant = env
+    job_id = new_job(sessions, tenant)
+    assert claim(sessions, job_id, "a", lease=30).attempt == 1
+    ahead = lambda: utcnow() + timedelta(seconds=120)  # noqa: E731
+    for module in (lease_module, reconciler_module):
+        if hasattr(module, "utcnow"):
+            monkeypatch.setattr(module, "utcnow", ahead)
+    assert claim(sessions, job_id, "b") is None
+    repairs = reconcile_once(settings, sessions, Broker(settings).send)
+    assert job_id not in repairs.requeued + repairs.failed
+    assert state(sessions, job_id).worker_id == "a"
+
+
+def test_a_cancel_requested_job_whose_lease_expired_or_that_was_handed_back_ends_cancelled(env):
+    """Claim and re-send both skip a job whose cancel was asked for: back in the queue it would wait for ever."""
+    settings, sessions, tenant = env
+    lost, handed_back = new_job(sessions, tenant), new_job(sessions, tenant)
+    for job_id in (lost, handed_back):
+        claim(sessions, job_id)
+        with sessions() as s:
+            job_service.request_cancel(session=s, tenant_id=tenant, job_id=job_id)
+            s.commit()
+    expire(sessions, lost)
+    repairs = reconcile_once(settings, sessions, Broker(settings).send)
+    assert lost not in repairs.to_enqueue
+    with sessions() as s:
+        assert leases.release(session=s, job_id=handed_back, worker_id="w", attempt=1) == "cancelled"
+        s.commit()
+    for job_id in (lost, handed_back):
+        job = state(sessions, job_id)
+        assert job.state == "cancelled" and job.finished_at is not None and job.lease_expires_at is None
+
+
+def test_more_lost_messages_than_one_statement_may_name_are_all_resent(tmp_path):
+    """33,000 queued jobs whose messages are gone, on SQLite's default limit of 32,766 variables a
+    statement (this build allows more; set it back): repaired in bounded batches, each its own
+    transaction, so every one is re-sent and marked as sent."""
+    import sqlite3
+
+    from sqlalchemy import event, insert
+
+    from app.core.ids import new_id
+
+    settings, sessions, tenant = make_env(tmp_path)
+    settings = settings.model_copy(update={"requeue_grace_seconds": 60.0})
+    engine = sessions.kw["bind"]
+    engine.dispose()
+    event.listen(engine, "connect", lambda conn, _: conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766))
+    rows = [{"id": new_id("job"), "tenant_id": tenant, "name": "j", "kind": "train", "state": "queued", "spec": {},
+             "created_at": utcnow(), "enqueued_at": None, "latest_metrics": {}} for _ in range(33_000)]
+    with sessions() as s:
+        for start in range(0, len(rows), 2000):
+            s.execute(insert(Job), rows[start:start + 2000])
+        s.commit()
+    sent: list[str] = []
+    repairs = reconcile_once(settings, sessions, sent.append)  # the broker's queue is read for real; sends are counted
+    assert len(repairs.resent) == len(rows) and sorted(sent) == sorted(r["id"] for r in rows)
+    assert reconcile_once(settings, sessions, sent.append).resent == []  # each was marked as sent
+
+
+def test_steps_and_sizes_past_two_to_the_31_are_stored(env):
+    """A model over 2 GiB, a job past 2^31 steps: 64-bit columns (PostgreSQL's INTEGER overflowed)."""
+    from datetime import datetime, timezone
+
+    from app.core import trained_models
+    from app.core.jobs import metrics
+    from app.core.model_card import ModelCard, SavedModel
+
+    _, sessions, tenant = env
+    job_id = new_job(sessions, tenant)
+    claim(sessions, job_id)
+    step = 2**31 + 5
+    card = ModelCard(architecture="mlp", params={}, input_shape=[64], sample_shape=[8, 8], class_names=["0", "1"], preprocessing={},
+                     parameter_count=2**32)
+    with sessions() as s:
+        assert leases.heartbeat(session=s, job_id=job_id, worker_id="w", attempt=1, lease_seconds=30,
+                                progress={"step": step, "total_steps": 2 * step}, latest_metrics=None).still_owner
+        metrics.write(session=s, tenant_id=tenant, job_id=job_id, points=[metrics.Point("train_loss", step, 1, 0.1, datetime.now(timezone.utc))])
+        trained_models.add(session=s, tenant_id=tenant, job_id=job_id, saved=SavedModel("mdl_big", card, "models/mdl_big", 3 * 2**30))
+        s.commit()
+    assert state(sessions, job_id).step == step
+    with sessions() as s:
+        assert trained_models.get(session=s, tenant_id=tenant, model_id="mdl_big").size_bytes == 3 * 2**30

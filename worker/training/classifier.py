@@ -68,7 +68,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lengths: torch.
 
 
 class ClassifierTrainer(EpochLoop):
-    guarded = ("train_loss",)
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, data: TensorData, config: TrainConfig, ctx: TrainingContext):
         device = torch.device(config.device)

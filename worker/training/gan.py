@@ -42,7 +42,6 @@ def channel_range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class GANTrainer(EpochLoop):
     min_batch = 2  # batch norm cannot train on a single sample: a last batch of one is dropped
-    guarded = ("d_loss", "g_loss")
 
     def __init__(self, gan: GAN, data: TensorData, config: TrainConfig, ctx: TrainingContext, optimizer: dict[str, Any] | None = None):
         device = torch.device(config.device)

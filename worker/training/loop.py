@@ -33,9 +33,17 @@ StepValues = Callable[[], dict[str, float]]
 
 
 class NonFiniteLoss(ArithmeticError):
-    def __init__(self, value: float, step: int, epoch: int):
-        super().__init__(f"loss became {value} at step {step} (epoch {epoch})")
+    """A loss or metric became NaN or infinite: training has diverged (JSON could not carry it anyway)."""
+
+    def __init__(self, name: str, value: float, step: int, epoch: int):
+        super().__init__(f"{name} became {value} at step {step} (epoch {epoch})")
         self.step = step
+
+
+def check_finite(values: dict[str, float], step: int, epoch: int) -> None:
+    for name, value in values.items():
+        if not math.isfinite(value):
+            raise NonFiniteLoss(name, value, step, epoch)
 
 
 @dataclass
@@ -54,7 +62,6 @@ class EpochLoop:
     implement the hooks below; ``fit`` runs them."""
 
     min_batch = 1  # a last batch smaller than this is skipped (batch norm cannot train on one sample)
-    guarded: tuple[str, ...] = ()  # epoch metrics that must be finite, or training fails
 
     def __init__(self, config: TrainConfig, ctx: TrainingContext, *, model: nn.Module, optimizers: list[torch.optim.Optimizer],
                  train_size: int):
@@ -179,9 +186,7 @@ class EpochLoop:
                 "epoch_seconds": seconds,
                 **self.evaluate(),
             }
-            for name in self.guarded:
-                if not math.isfinite(metrics[name]):
-                    raise NonFiniteLoss(metrics[name], pos.step, epoch_number)
+            check_finite(metrics, pos.step, epoch_number)
             self.schedule.end_of_epoch(metrics)
             stop = self.stop_early(metrics)
             pos.epoch, pos.batch, pos.epoch_rng, pos.last_metrics = epoch_number, 0, shuffle.get_state(), metrics
@@ -193,6 +198,7 @@ class EpochLoop:
                 break
 
         final, more = self.finish(dict(pos.last_metrics))
+        check_finite(more, pos.step, pos.epoch)
         if more:
             ctx.report(more, step=pos.step, epoch=pos.epoch)
         return TrainResult(None, pos.epoch, pos.step, final)
@@ -210,9 +216,7 @@ class EpochLoop:
         cfg = self.config
         if pos.step % cfg.train_loss_every_steps == 0:
             sampled = values()
-            for value in sampled.values():
-                if not math.isfinite(value):
-                    raise NonFiniteLoss(value, pos.step, epoch_number)
+            check_finite(sampled, pos.step, epoch_number)
             self.ctx.report(sampled, step=pos.step, epoch=epoch_number)
             self.ctx.set_progress(epoch=pos.epoch, step=pos.step, total_steps=self.total_steps)
         if cfg.checkpoint_every_steps and pos.step % cfg.checkpoint_every_steps == 0 and more_in_epoch:

@@ -80,7 +80,6 @@ def pseudo_log_likelihood(rbm: RBM, x: torch.Tensor, generator: torch.Generator)
 
 
 class RBMTrainer(EpochLoop):
-    guarded = ("reconstruction_error", "pseudo_log_likelihood")
 
     def __init__(self, rbm: RBM, data: TensorData, config: TrainConfig, ctx: TrainingContext, optimizer: dict[str, Any] | None = None):
         device = torch.device(config.device)

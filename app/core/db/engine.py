@@ -44,11 +44,21 @@ def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=engine_for(url), expire_on_commit=False)
 
 
+READ_ONLY = {"kiln_read_only": True}
+
+
+def read_only(session: Session) -> Session:
+    """Marks a session that only reads (call before its first statement): on SQLite its transaction
+    takes no write lock, so a read held open (a preview being drawn) never stalls heartbeats."""
+    session.connection(execution_options=READ_ONLY)
+    return session
+
+
 def _sqlite_begin_immediate(conn) -> None:
     # A deferred transaction that later writes fails at once with "database is locked" when another
     # process wrote in between (the busy timeout does not apply to that upgrade). Taking the write
-    # lock up front makes every writer wait its turn instead.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # lock up front makes every writer wait its turn instead; a reader (in WAL mode) needs no lock.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("kiln_read_only") else "BEGIN IMMEDIATE")
 
 
 def reachable(session: Session) -> bool:

@@ -84,8 +84,8 @@ class Job(Base):
 
     epoch: Mapped[int] = mapped_column(Integer, default=0)
     epochs: Mapped[int] = mapped_column(Integer, default=0)
-    step: Mapped[int] = mapped_column(Integer, default=0)
-    total_steps: Mapped[int] = mapped_column(Integer, default=0)
+    step: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_steps: Mapped[int] = mapped_column(BigInteger, default=0)
     latest_metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
 
     error_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
@@ -106,7 +106,7 @@ class MetricPoint(Base):
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     epoch: Mapped[int] = mapped_column(Integer)
     value: Mapped[float] = mapped_column(Float)
@@ -128,9 +128,9 @@ class TrainedModel(Base):
     class_names: Mapped[list[str]] = mapped_column(JSON)
     preprocessing: Mapped[dict[str, Any]] = mapped_column(JSON)
     metrics: Mapped[dict[str, float]] = mapped_column(JSON)
-    parameter_count: Mapped[int] = mapped_column(Integer)
+    parameter_count: Mapped[int] = mapped_column(BigInteger)
     artifact_path: Mapped[str] = mapped_column(String(500))
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
     # Micro-batching overrides for this model ({"max_batch_size", "max_delay_ms"}); null: the settings' defaults.
     serving: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -17,6 +17,7 @@ from app.core import trained_models
 from app.core.artifacts import layout
 from app.core.artifacts.store import ArtifactStore
 from app.core.datasets import service as dataset_service
+from app.core.db.clock import db_now
 from app.core.db.tables import Job
 from app.core.db.types import utcnow
 from app.core.errors import Conflict, InvalidInput, detail
@@ -50,7 +51,7 @@ def create(
     job = Job(
         id=new_id("inf"), tenant_id=tenant_id, kind=KIND, name=f"inference {model.id} on {dataset_id}",
         state="queued", spec={"model_id": model.id, "dataset_id": dataset_id, "split": split, "batch_size": batch_size},
-        dataset_ref=dataset_id, max_attempts=max_attempts, latest_metrics={}, created_at=utcnow(), enqueued_at=utcnow(),
+        dataset_ref=dataset_id, max_attempts=max_attempts, latest_metrics={}, created_at=utcnow(), enqueued_at=db_now(),
     )
     session.add(job)
     session.flush()

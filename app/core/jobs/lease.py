@@ -5,14 +5,13 @@ claim is conditional on (worker, attempt, running), so a worker that lost its le
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.core.db.clock import db_now
 from app.core.db.tables import Job
-from app.core.db.types import utcnow
 from app.core.jobs.outcome import Outcome
 
 
@@ -21,20 +20,19 @@ def claim(*, session: Session, job_id: str, worker_id: str, lease_seconds: float
 
     Returns the claimed job (attempt already incremented), or None: someone else has it, or it is done.
     """
-    now = utcnow()
     claimed = session.execute(
         update(Job)
         .where(
             Job.id == job_id,
             Job.cancel_requested.is_(False),
-            or_(Job.state == "queued", and_(Job.state == "running", Job.lease_expires_at < now)),
+            or_(Job.state == "queued", and_(Job.state == "running", Job.lease_expires_at < db_now())),
         )
         .values(
             state="running",
             worker_id=worker_id,
             attempt=Job.attempt + 1,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            started_at=now,
+            lease_expires_at=db_now(lease_seconds),
+            started_at=db_now(),
         )
     ).rowcount
     if not claimed:
@@ -56,7 +54,7 @@ def heartbeat(
     *, session: Session, job_id: str, worker_id: str, attempt: int, lease_seconds: float,
     progress: dict[str, int], latest_metrics: dict[str, float] | None,
 ) -> Heartbeat:
-    values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds), **progress}
+    values: dict[str, Any] = {"lease_expires_at": db_now(lease_seconds), **progress}
     if latest_metrics:
         values["latest_metrics"] = latest_metrics
     renewed = session.execute(update(Job).where(_owned(job_id, worker_id, attempt)).values(**values)).rowcount
@@ -67,7 +65,7 @@ def heartbeat(
 def finish(*, session: Session, job_id: str, worker_id: str, attempt: int, outcome: Outcome) -> bool:
     """Moves an owned running job to the outcome's terminal state. False if the lease was lost meanwhile."""
     assert outcome.terminal, outcome
-    values: dict[str, Any] = {"state": outcome.state, "finished_at": utcnow(), "lease_expires_at": None}
+    values: dict[str, Any] = {"state": outcome.state, "finished_at": db_now(), "lease_expires_at": None}
     if outcome.error:
         values["error_type"], values["error_message"] = outcome.error
     if outcome.model:
@@ -75,9 +73,15 @@ def finish(*, session: Session, job_id: str, worker_id: str, attempt: int, outco
     return bool(session.execute(update(Job).where(_owned(job_id, worker_id, attempt)).values(**values)).rowcount)
 
 
-def release(*, session: Session, job_id: str, worker_id: str, attempt: int) -> bool:
-    """Hands an owned running job back to the queue at once (graceful stop), without waiting for expiry."""
-    return bool(session.execute(
-        update(Job).where(_owned(job_id, worker_id, attempt))
-        .values(state="queued", worker_id=None, lease_expires_at=None, enqueued_at=utcnow(), handbacks=Job.handbacks + 1)
-    ).rowcount)
+def release(*, session: Session, job_id: str, worker_id: str, attempt: int) -> str | None:
+    """Hands an owned running job back at once (graceful stop), without waiting for expiry: to the
+    queue, or to ``cancelled`` if a cancel was asked for meanwhile (claims skip such a job, so in the
+    queue it would wait for ever). Returns the state it went to; None if the lease was lost."""
+    owned = _owned(job_id, worker_id, attempt)
+    if session.execute(update(Job).where(owned, Job.cancel_requested.is_(True))
+                       .values(state="cancelled", finished_at=db_now(), lease_expires_at=None)).rowcount:
+        return "cancelled"
+    if session.execute(update(Job).where(owned).values(
+            state="queued", worker_id=None, lease_expires_at=None, enqueued_at=db_now(), handbacks=Job.handbacks + 1)).rowcount:
+        return "queued"
+    return None

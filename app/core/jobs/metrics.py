@@ -3,6 +3,7 @@ stretch of training overwrites its points instead of duplicating them."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,5 +70,6 @@ def series(
         stmt = stmt.where(MetricPoint.step > since_step)
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in session.execute(stmt.order_by(MetricPoint.name, MetricPoint.step)):
-        out[row.name].append({"step": row.step, "epoch": row.epoch, "value": row.value, "time": row.time})
+        if math.isfinite(row.value):  # JSON has no NaN; none is written now, an old row may hold one
+            out[row.name].append({"step": row.step, "epoch": row.epoch, "value": row.value, "time": row.time})
     return dict(out)

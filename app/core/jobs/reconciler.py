@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.db.clock import db_now
 from app.core.db.tables import Job
-from app.core.db.types import utcnow
 from app.core.queue import Send, queued_job_ids
 from app.core.settings import Settings
 
 log = logging.getLogger("kiln.reconciler")
+
+
+BATCH = 500  # jobs repaired per transaction: bounded statements, short write locks
+MAX_BATCHES = 1000  # per pass and kind of repair; the next pass goes on where this one stopped
+LOCK_TIMEOUT = "5s"  # PostgreSQL: a repair that would wait longer on a row lock gives up until the next pass
 
 
 @dataclass(frozen=True)
@@ -32,67 +36,99 @@ class Repairs:
     requeued: list[str]  # running on an expired lease -> queued (need a message)
     failed: list[str]  # expired lease and no attempts left
     resent: list[str]  # queued, message gone (need a message)
+    cancelled: list[str] = field(default_factory=list)  # expired or handed back while a cancel was asked for
 
     @property
     def to_enqueue(self) -> list[str]:
         return self.requeued + self.resent
 
 
-def repair_expired_leases(*, session: Session, now: datetime) -> tuple[list[str], list[str]]:
-    """Running jobs whose worker stopped renewing: back to queued, or failed once attempts are spent.
+def repair_expired_leases(*, session: Session, limit: int = BATCH) -> tuple[list[str], list[str], list[str], bool]:
+    """Running jobs whose worker stopped renewing (in the database's time): cancelled if a cancel
+    was asked for, failed once attempts are spent, else back to queued. Returns those lists and
+    whether more may remain past ``limit``.
 
     Each change is conditional on the state read, so several reconcilers at once are harmless.
     """
     expired = session.execute(
-        select(Job.id, Job.attempt, Job.handbacks, Job.max_attempts).where(Job.state == "running", Job.lease_expires_at < now)
+        select(Job.id, Job.attempt, Job.handbacks, Job.max_attempts, Job.cancel_requested)
+        .where(Job.state == "running", Job.lease_expires_at < db_now()).order_by(Job.id).limit(limit)
     ).all()
-    requeued, failed = [], []
-    for job_id, attempt, handbacks, max_attempts in expired:
-        still_expired = and_(Job.id == job_id, Job.state == "running", Job.attempt == attempt, Job.lease_expires_at < now)
-        if attempt - handbacks >= max_attempts:
-            done = session.execute(update(Job).where(still_expired).values(
-                state="failed", finished_at=now, lease_expires_at=None, error_type="attempts_exhausted",
-                error_message=f"its worker was lost {attempt - handbacks} times (max_attempts={max_attempts})",
-            )).rowcount
-            if done:
-                failed.append(job_id)
-        elif session.execute(update(Job).where(still_expired).values(state="queued", worker_id=None, lease_expires_at=None, enqueued_at=now)).rowcount:
-            requeued.append(job_id)
-    return requeued, failed
+    requeued, failed, cancelled = [], [], []
+    for job_id, attempt, handbacks, max_attempts, cancel_requested in expired:
+        still_expired = and_(Job.id == job_id, Job.state == "running", Job.attempt == attempt, Job.lease_expires_at < db_now())
+        if cancel_requested:
+            outcome, values = cancelled, {"state": "cancelled", "finished_at": db_now(), "lease_expires_at": None}
+        elif attempt - handbacks >= max_attempts:
+            outcome, values = failed, {
+                "state": "failed", "finished_at": db_now(), "lease_expires_at": None, "error_type": "attempts_exhausted",
+                "error_message": f"its worker was lost {attempt - handbacks} times (max_attempts={max_attempts})",
+            }
+        else:
+            outcome, values = requeued, {"state": "queued", "worker_id": None, "lease_expires_at": None, "enqueued_at": db_now()}
+        if session.execute(update(Job).where(still_expired).values(**values)).rowcount:
+            outcome.append(job_id)
+    return requeued, failed, cancelled, len(expired) == limit
 
 
-def queued_without_message(*, session: Session, now: datetime, grace_seconds: float, in_broker: set[str] | None) -> list[str]:
+def queued_without_message(
+    *, session: Session, grace_seconds: float, in_broker: set[str] | None, after: str = "", limit: int = BATCH,
+) -> tuple[list[str], str | None]:
     """Queued jobs whose wake-up message is gone: not in the broker's queue (when the broker can be
-    read), and last sent more than ``grace_seconds`` ago. Marks them as sent now."""
-    cutoff = now - timedelta(seconds=grace_seconds)
+    read), and last sent more than ``grace_seconds`` ago (in the database's time). Marks them as
+    sent now. Looks at ``limit`` candidates with ids after ``after``; returns the lost ones and the
+    id to go on after, or None when there are no more."""
     candidates = session.scalars(
-        select(Job.id).where(Job.state == "queued", Job.cancel_requested.is_(False), or_(Job.enqueued_at.is_(None), Job.enqueued_at < cutoff))
+        select(Job.id).where(
+            Job.state == "queued", Job.cancel_requested.is_(False), Job.id > after,
+            or_(Job.enqueued_at.is_(None), Job.enqueued_at < db_now(-grace_seconds)),
+        ).order_by(Job.id).limit(limit)
     ).all()
     lost = [job_id for job_id in candidates if in_broker is None or job_id not in in_broker]
     if lost:
-        session.execute(update(Job).where(Job.id.in_(lost), Job.state == "queued").values(enqueued_at=now))
-    return lost
+        session.execute(update(Job).where(Job.id.in_(lost), Job.state == "queued").values(enqueued_at=db_now()))
+    return lost, (candidates[-1] if len(candidates) == limit else None)
+
+
+def _bounded(session: Session) -> Session:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    return session
 
 
 def reconcile_once(settings: Settings, sessions: sessionmaker[Session], send: Send) -> Repairs:
+    """One pass, in batches of ``BATCH`` jobs, each its own transaction; messages go out after each commit."""
     try:
         in_broker = queued_job_ids(settings)
     except Exception:  # noqa: BLE001 - an unreadable broker: fall back to the grace period alone
         log.warning("could not read the broker's queue", exc_info=True)
         in_broker = None
-    with sessions() as session:
-        now = utcnow()
-        requeued, failed = repair_expired_leases(session=session, now=now)
-        resent = queued_without_message(
-            session=session, now=now, grace_seconds=settings.requeue_grace_seconds, in_broker=in_broker
-        )
-        session.commit()
-    repairs = Repairs(requeued=requeued, failed=failed, resent=resent)
-    for job_id in repairs.to_enqueue:  # after commit, as everywhere
-        send(job_id)
-    if requeued or failed or resent:
-        log.info("reconciled: requeued %s, failed %s, re-sent %s", requeued, failed, resent)
-    return repairs
+    requeued, failed, cancelled, resent = [], [], [], []
+    for _ in range(MAX_BATCHES):
+        with sessions() as session:
+            r, f, c, more = repair_expired_leases(session=_bounded(session))
+            session.commit()
+        for job_id in r:
+            send(job_id)
+        requeued += r
+        failed += f
+        cancelled += c
+        if not more:
+            break
+    after: str | None = ""
+    for _ in range(MAX_BATCHES):
+        with sessions() as session:
+            lost, after = queued_without_message(session=_bounded(session), grace_seconds=settings.requeue_grace_seconds,
+                                                 in_broker=in_broker, after=after)
+            session.commit()
+        for job_id in lost:
+            send(job_id)
+        resent += lost
+        if after is None:
+            break
+    if requeued or failed or cancelled or resent:
+        log.info("reconciled: requeued %d, failed %d, cancelled %d, re-sent %d", len(requeued), len(failed), len(cancelled), len(resent))
+    return Repairs(requeued=requeued, failed=failed, resent=resent, cancelled=cancelled)
 
 
 class Reconciler:

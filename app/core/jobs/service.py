@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.core import scoped, trained_models
 from app.core.artifacts.store import ArtifactStore
 from app.core.datasets import service as dataset_service
+from app.core.db.clock import db_now
 from app.core.db.tables import Job
 from app.core.db.types import utcnow
 from app.core.errors import Conflict, InvalidInput, detail
@@ -47,7 +48,7 @@ def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int
         epochs=spec.training.epochs,
         latest_metrics={},
         created_at=utcnow(),
-        enqueued_at=utcnow(),
+        enqueued_at=db_now(),  # compared with the database's time by the reconciler
     )
     session.add(job)
     session.flush()
@@ -74,11 +75,10 @@ def request_cancel(*, session: Session, tenant_id: str, job_id: str, kind: str =
     if job.state in TERMINAL_STATES:
         raise Conflict(f"job {job_id!r} is already {job.state}")
     # Conditional on the state we read, so a worker claiming the job at this instant cannot be overwritten.
-    now = utcnow()
     cancelled_while_queued = session.execute(
         update(Job)
         .where(Job.id == job.id, Job.state == "queued")
-        .values(state="cancelled", cancel_requested=True, finished_at=now, lease_expires_at=None)
+        .values(state="cancelled", cancel_requested=True, finished_at=db_now(), lease_expires_at=None)
     ).rowcount
     if not cancelled_while_queued:
         session.execute(update(Job).where(Job.id == job.id, Job.state == "running").values(cancel_requested=True))

@@ -170,3 +170,15 @@ def test_the_three_losses_agree_on_a_perfect_prediction_and_differ_otherwise():
     wrong = torch.tensor([[-5.0, 5.0, 0.0], [5.0, 0.0, -5.0]])
     values = {kind: classification_loss(wrong, target, kind).item() for kind in ("cross_entropy", "mse", "bce")}
     assert all(v > 0.5 for v in values.values()) and len(set(values.values())) == 3
+
+
+def test_a_validation_or_test_metric_that_goes_non_finite_fails_the_run_naming_it(digits_vector):
+    """JSON carries no NaN: a diverged val_* or test_* metric fails the job clearly, it never reaches an answer."""
+    trainer = make_trainer(digits_vector, LocalContext(), epochs=1)
+    trainer.evaluate = lambda: {"val_loss": float("inf"), "val_accuracy": 0.5}
+    with pytest.raises(NonFiniteLoss, match=r"val_loss became inf at step \d+"):
+        trainer.fit()
+    trainer = make_trainer(digits_vector, LocalContext(), epochs=1)
+    trainer.finish = lambda metrics: (metrics, {"test_loss": float("nan"), "test_accuracy": 0.1})
+    with pytest.raises(NonFiniteLoss, match="test_loss became nan"):
+        trainer.fit()
