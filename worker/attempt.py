@@ -10,6 +10,7 @@ import socket
 import time
 import traceback
 
+import torch
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +19,7 @@ from app.core.artifacts import layout
 from app.core.artifacts.store import ArtifactStore
 from app.core.db.engine import session_factory
 from app.core.db.tables import Job
+from app.core.errors import JobError, KilnError
 from app.core.jobs import lease, log
 from app.core.jobs.outcome import Outcome
 from app.core.queue import Send, wake_worker
@@ -69,12 +71,9 @@ def _run_and_record(job: Job, ctx: JobContext, settings: Settings, sessions: ses
             outcome = run_training(job.id, job.spec, ctx, store, settings)
             if ctx.resumed_from_step is not None:
                 log.append(store, job_id, f"attempt {job.attempt} resumed from the checkpoint at step {ctx.resumed_from_step}")
-    except NonFiniteLoss as exc:
-        outcome = Outcome.failed("non_finite_loss", str(exc))
-        log.append(store, job_id, traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - any error in the job fails it, the worker goes on
         logger.exception("job %s failed", job_id)
-        outcome = Outcome.failed(type(exc).__name__, str(exc) or repr(exc))
+        outcome = failure(exc, job_id)
         log.append(store, job_id, traceback.format_exc())
     finally:
         lifecycle.unregister(ctx)
@@ -86,6 +85,21 @@ def _run_and_record(job: Job, ctx: JobContext, settings: Settings, sessions: ses
     if outcome.state == "queued":
         return _hand_back(sessions, store, job, me, send)
     return with_retries(lambda: _record(sessions, store, job, me, outcome), f"job {job_id}: record outcome")
+
+
+def failure(exc: Exception, job_id: str) -> Outcome:
+    """The job's error as its owner sees it: our own messages as written; for anything else the
+    type alone, as its text may hold server paths or device details (the log has the traceback)."""
+    if isinstance(exc, NonFiniteLoss):
+        return Outcome.failed("non_finite_loss", str(exc))
+    if isinstance(exc, JobError):
+        return Outcome.failed(exc.error_type, exc.message)
+    if isinstance(exc, KilnError):  # a domain rule the job broke (say, a batch job's token ids)
+        return Outcome.failed(exc.code, exc.message)
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
+        return Outcome.failed("out_of_memory", "the job ran out of memory on its worker: a smaller batch_size or network needs less")
+    return Outcome.failed(type(exc).__name__, f"the job stopped on an unexpected {type(exc).__name__}; "
+                                              f"GET /v1/jobs/{job_id}/logs has the traceback")
 
 
 def with_retries(action, what: str, delays=(0.5, 1, 2, 4, 8, 15, 30)):

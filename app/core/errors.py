@@ -70,3 +70,13 @@ def error_body(code: str, message: str, details: list[dict[str, Any]] | None = N
 
 def detail(loc: list[str | int] | tuple, msg: str) -> dict[str, Any]:
     return {"loc": list(loc), "msg": msg}
+
+
+class JobError(Exception):
+    """A job failed for a reason its owner can act on: ``message`` is written for them and becomes
+    the job's ``error``. Any other exception in a job is reported by its type alone (its text may
+    hold server paths or device details), with the traceback in the job's log."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.error_type, self.message = error_type, message

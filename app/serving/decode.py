@@ -55,11 +55,11 @@ def samples(inputs: list[Any], servable: Servable, max_samples: int) -> np.ndarr
         raise InvalidInput(f"too many samples: {len(inputs)} > {max_samples}", [detail(["body", "inputs"], f"at most {max_samples} samples per request")])
     try:
         x = np.asarray(inputs, dtype=np.float32)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # OverflowError: an integer too large for any float
         for i, sample in enumerate(inputs):
             try:
                 s = np.asarray(sample, dtype=np.float32)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError):
                 raise InvalidInput(f"sample {i} is not an array of numbers of shape {list(sample_shape)}",
                                    [detail(["body", "inputs", i], "not a numeric array")]) from None
             if s.shape != sample_shape:

@@ -11,6 +11,7 @@ extra file in TorchScript). Built once per model and kept beside its weights.
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from app.serving.cache import ModelCache
 from app.serving.loading import LoadedModel, Servable
 
 ONNX_OPSET = 17
+log = logging.getLogger("kiln.export")
 
 
 class RawToProbabilities(nn.Module):
@@ -93,8 +95,9 @@ def torchscript_bytes(loaded: LoadedModel) -> bytes:
         warnings.simplefilter("ignore")  # tracer warnings about Python values; the graph is fixed per model
         try:
             traced = torch.jit.trace(module, example_inputs(loaded), check_trace=False)
-        except Exception as exc:  # noqa: BLE001 - the tracer's limit, reported to the caller
-            raise ExportUnsupported(str(exc).strip().splitlines()[0]) from None
+        except Exception:  # noqa: BLE001 - the tracer's limit: said plainly to the caller, the details to the log
+            log.debug("TorchScript tracing failed", exc_info=True)
+            raise ExportUnsupported("TorchScript tracing cannot follow this network; format=safetensors has its weights") from None
         out = io.BytesIO()
         # torch 2.13 marks TorchScript deprecated in favour of torch.export; the format users ask for still loads everywhere.
         torch.jit.save(traced, out, _extra_files={"kiln.json": orjson.dumps(metadata(loaded.servable))})
@@ -120,8 +123,11 @@ def onnx_bytes(loaded: LoadedModel) -> bytes:
         except Exception as first:  # noqa: BLE001 - try the other exporter, then report the first error
             try:
                 proto = _onnx_by_tracing(module, args, names)
-            except Exception:  # noqa: BLE001
-                raise ExportUnsupported(str(first).strip().splitlines()[0]) from None
+            except Exception:  # noqa: BLE001 - said plainly to the caller, the exporters' own words to the log
+                log.debug("ONNX export failed: %s", first, exc_info=True)
+                packed = " (it reads each sequence to its own length, with packed sequences)" if loaded.servable.takes_lengths else ""
+                raise ExportUnsupported(f"the ONNX exporters cannot follow this network{packed}; "
+                                        "format=torchscript takes raw samples as ONNX would, format=safetensors has its weights") from None
     for key, value in metadata(loaded.servable).items():
         proto.metadata_props.add(key=key, value=value)
     return proto.SerializeToString()

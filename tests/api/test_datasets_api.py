@@ -330,3 +330,16 @@ def test_jobs_check_what_they_ask_of_a_dataset(client, auth):
     assert err["details"][0]["loc"] == ["body", "training", "augmentation"]
     err = bad(client.post("/v1/jobs", json=job(tab["id"], data={"dataset": tab["id"], "validation_fraction": 0.05}), headers=auth), 422, "validation_fraction")
     assert client.post("/v1/jobs", json=job(tab["id"]), headers=auth).status_code == 201
+
+
+def test_uploads_that_made_server_errors_are_422s_naming_the_problem(client, clean):
+    """Each of these answered 500 once; the fuzzer (and a reader of the code) found them."""
+    pngs = {f"{c}/{i}.png": png_bytes(40 * i) for c in "ab" for i in (1, 2)}
+    bad(upload(client, clean, "image-zip", [("i.zip", zip_bytes(pngs))], options={"channels": 1.0}), 422, "channels")
+    bad(upload(client, clean, "image-zip", [("i.zip", zip_bytes(pngs))], options={"channels": True}), 422, "channels")
+    bad(upload(client, clean, "csv", [("d.csv", b"label,a,label\n1,2,3\n0,1,2\n1,3,4\n0,5,6\n")]), 422, "d.csv", "label")
+    words = np.array([[["a", "b"]] * 3] * 4)  # 3-D strings
+    bad(upload(client, clean, "sequences", [("s.npz", npz_bytes(x=words, y=np.arange(4) % 2, lengths=np.full(4, 3)))]), 422, "s.npz", "x")
+    ids = np.ones((4, 3), dtype=np.int64)
+    bad(upload(client, clean, "sequences", [("s.npz", npz_bytes(x=ids, y=np.arange(4) % 2, lengths=np.array(["3"] * 4)))]), 422, "lengths")
+    bad(upload(client, clean, "sequences", [("s.npz", npz_bytes(x=ids, y=np.arange(4) % 2, lengths=np.full(4, 3.5)))]), 422, "lengths")

@@ -1,5 +1,7 @@
 import copy
 
+import pytest
+
 from tests.specs import LENET_JOB
 
 
@@ -171,3 +173,27 @@ def test_a_non_finite_metric_in_the_database_never_makes_a_500(client, auth, set
     series = client.get(f"/v1/jobs/{job['id']}/metrics", headers=auth)
     assert series.status_code == 200 and series.json()["series"].get("val_loss", []) == []
     assert client.get("/v1/jobs", headers=auth).status_code == 200
+
+
+@pytest.mark.parametrize("ref", ["builtin:parity?length=²", "builtin:parity?length=١٠", "builtin:parity?length=1e3"])
+def test_a_builtin_parameter_that_is_not_an_ascii_number_is_a_422(client, auth, ref):
+    spec = {"name": "p", "model": {"architecture": "rnn"}, "data": {"dataset": ref}}
+    r = client.post("/v1/jobs", json=spec, headers=auth)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["body", "data", "dataset"]
+
+
+def test_a_job_that_fails_unexpectedly_tells_its_owner_without_leaking_server_details(client, auth, settings, monkeypatch):
+    """The exception's own text (a server path, device details) stays in the job's log."""
+    from tests.api.inline_worker import run_job
+    from worker.training import job as training_job
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: device-side assert at /srv/kiln/.venv/lib/python3.11/site-packages/torch/nn/x.py:12")
+
+    monkeypatch.setattr(training_job, "prepare", broken)
+    job = client.post("/v1/jobs", json={**LENET_JOB, "training": {**LENET_JOB["training"], "epochs": 1}}, headers=auth).json()
+    assert run_job(job["id"], settings) == "failed"
+    error = client.get(f"/v1/jobs/{job['id']}", headers=auth).json()["error"]
+    assert error["type"] == "RuntimeError" and "/srv/kiln" not in error["message"] and "CUDA" not in error["message"]
+    assert f"/v1/jobs/{job['id']}/logs" in error["message"]
+    assert "/srv/kiln/.venv" in client.get(f"/v1/jobs/{job['id']}/logs", headers=auth).text

@@ -7,13 +7,14 @@ from torch import nn
 
 from app.core.artifacts import layout
 from app.core.artifacts.store import ArtifactStore
+from app.core.errors import JobError
 
 
 def head_of(net: nn.Module) -> nn.Linear:
     """The last linear layer of ``classifier``: what a new number of classes replaces."""
     linears = [m for m in net.classifier.modules() if isinstance(m, nn.Linear)] if hasattr(net, "classifier") else []
     if not linears:
-        raise ValueError(f"{type(net).__name__} has no linear layer in a `classifier` submodule to reset")
+        raise JobError("init_from_mismatch", f"{type(net).__name__} has no linear layer in a `classifier` submodule to reset")
     return linears[-1]
 
 
@@ -25,7 +26,7 @@ def init_from(net: nn.Module, store: ArtifactStore, model_id: str, *, reset_head
         weights = {k: v for k, v in weights.items() if k not in head_keys}
         missing, unexpected = net.load_state_dict(weights, strict=False)
         if set(missing) != head_keys or unexpected:
-            raise ValueError(f"weights of {model_id} do not fit: missing {missing}, unexpected {unexpected}")
+            raise JobError("init_from_mismatch", f"the weights of {model_id} do not fit this network: missing {missing}, unexpected {unexpected}")
     else:
         net.load_state_dict(weights, strict=True)
     for name in freeze:

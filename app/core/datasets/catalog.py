@@ -66,9 +66,11 @@ def builtin_dataset(ref: str) -> DatasetInfo | None:
     name, _, query = ref.partition("?")
     if name == "builtin:parity":
         params = dict(part.partition("=")[::2] for part in query.split("&") if part) if query else {}
-        if set(params) - {"length"} or not params.get("length", "10").isdigit() or not 2 <= int(params.get("length", "10")) <= 256:
+        length = params.get("length", "10")
+        # isdigit() alone takes "²" and "١٠", which int() refuses or reads as a number nobody wrote.
+        if set(params) - {"length"} or not (length.isascii() and length.isdigit()) or not 2 <= int(length) <= 256:
             return None
-        return parity_info(int(params.get("length", "10")))
+        return parity_info(int(length))
     return None
 
 

@@ -49,7 +49,7 @@ def create(
     if split == "test" and not info.has_test_split:
         raise InvalidInput(f"dataset {dataset_id!r} has no test split", [detail(["body", "split"], "no test split")])
     job = Job(
-        id=new_id("inf"), tenant_id=tenant_id, kind=KIND, name=f"inference {model.id} on {dataset_id}",
+        id=new_id("inf"), tenant_id=tenant_id, kind=KIND, name=f"inference {model.id} on {dataset_id}"[:200],
         state="queued", spec={"model_id": model.id, "dataset_id": dataset_id, "split": split, "batch_size": batch_size},
         dataset_ref=dataset_id, max_attempts=max_attempts, latest_metrics={}, created_at=utcnow(), enqueued_at=db_now(),
     )

@@ -39,6 +39,9 @@ def convert(uploads: list[Upload], options: dict[str, Any], out_dir: Path, limit
     if not header:
         raise IngestError("empty file: expected a header row", file=name)
     header = [h.strip() for h in header]
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise IngestError(f"column {twice[0]!r} appears more than once in the header", file=name)
     if label_column not in header:
         raise IngestError(f"no label column {label_column!r} in the header ({', '.join(header)}); set label_column", file=name)
     label_at = header.index(label_column)

@@ -20,7 +20,7 @@ def _size_option(options: dict[str, Any]) -> tuple[int, int]:
     size = options.get("size", [32, 32])
     if isinstance(size, int):
         size = [size, size]
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and 1 <= v <= 1024 for v in size)):
+    if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int and 1 <= v <= 1024 for v in size)):
         raise IngestError("option size must be [height, width] with each in 1..1024")
     return int(size[0]), int(size[1])
 
@@ -32,7 +32,7 @@ def convert(uploads: list[Upload], options: dict[str, Any], out_dir: Path, limit
     name = upload.filename
     height, width = _size_option(options)
     channels = options.get("channels", 3)
-    if channels not in (1, 3):
+    if type(channels) is not int or channels not in (1, 3):  # 1.0 and True compare equal to 1
         raise IngestError("option channels must be 1 (grayscale) or 3 (RGB)")
     archive = open_zip(upload.file, name, limits)
     entries = [e for e in archive.infolist() if not e.is_dir() and not PurePosixPath(e.filename).name.startswith(".")

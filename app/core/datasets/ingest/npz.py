@@ -170,12 +170,16 @@ def convert_sequences(uploads: list[Upload], options: dict[str, Any], out_dir: P
             raise IngestError(f"{xk} must be (N, T) tokens or (N, T, F) values, got shape {list(x.shape)}", file=upload.filename)
         if x.ndim == 2 and x.dtype.kind not in "iu":
             raise IngestError(f"{xk} of shape (N, T) must hold integer tokens, got {x.dtype}", file=upload.filename)
+        if x.ndim == 3 and x.dtype.kind not in "iuf":
+            raise IngestError(f"{xk} of shape (N, T, F) must hold numbers, got {x.dtype}", file=upload.filename)
         if x.ndim == 2 and len(x) and int(x.min()) < 0:
             raise IngestError(f"{xk} holds a negative token id", file=upload.filename)
         n, padded = len(x), x.shape[1]
         del x
         rewrite(files[xk], lambda a: a.astype(np.int64 if a.ndim == 2 else np.float32))
         lengths = np.load(files[lk])
+        if lengths.dtype.kind not in "iu":
+            raise IngestError(f"{lk} must hold integers (each sample's length), got {lengths.dtype}", file=upload.filename)
         if lengths.shape != (n,):
             raise IngestError(f"{lk} must hold one length per sample ({n}), got shape {list(lengths.shape)}", file=upload.filename)
         if len(lengths) and (lengths.min() < 1 or lengths.max() > padded):
