@@ -45,7 +45,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(2 * 1024**3, ge=1024, description="body size limit of a dataset upload")
     max_uncompressed_bytes: int = Field(8 * 1024**3, ge=1024, description="a dataset's size once decompressed and converted")
     max_zip_entries: int = Field(200_000, ge=1)
-    max_compression_ratio: float = Field(200.0, gt=1)
+    max_compression_ratio: float = Field(200.0, gt=1, description="of a ZIP entry, or of a gzip'd IDX file as it streams")
+    max_classes: int = Field(10_000, ge=2, description="classes in a dataset, checked before any is named")
+    max_sample_elements: int = Field(4_194_304, ge=1, description="values in one sample of an upload (a 2048x2048 image)")
+    max_csv_columns: int = Field(10_000, ge=1, description="feature columns of a CSV upload, checked from its header")
 
     # Serving
     api_torch_threads: int = Field(1, ge=1, description="torch threads in each API process")
@@ -77,7 +80,8 @@ class Settings(BaseSettings):
 
         return IngestLimits(
             max_uncompressed_bytes=self.max_uncompressed_bytes, max_zip_entries=self.max_zip_entries,
-            max_compression_ratio=self.max_compression_ratio,
+            max_compression_ratio=self.max_compression_ratio, max_classes=self.max_classes,
+            max_sample_elements=self.max_sample_elements, max_csv_columns=self.max_csv_columns,
         )
 
     @property

@@ -123,8 +123,8 @@ def image_sample(data: bytes, servable: Servable, *, field: str = "file", index:
             mode = "L" if channels == 1 else "RGB"
             img.draft(mode, (width, height))  # JPEG: decode at reduced size when it can
             pixels = np.asarray(img.convert(mode).resize((width, height), Image.BILINEAR), dtype=np.float32)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidInput(f"{field} is not a readable PNG or JPEG image ({exc})", [detail(loc, "not a readable image")]) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise InvalidInput(f"{field} {index} is not a readable PNG or JPEG image", [detail(loc, "not a readable image")]) from None
     raw = pixels / 255.0 / pre.scale
     if channels == 3:
         raw = raw.transpose(2, 0, 1)

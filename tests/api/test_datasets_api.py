@@ -343,3 +343,87 @@ def test_uploads_that_made_server_errors_are_422s_naming_the_problem(client, cle
     ids = np.ones((4, 3), dtype=np.int64)
     bad(upload(client, clean, "sequences", [("s.npz", npz_bytes(x=ids, y=np.arange(4) % 2, lengths=np.array(["3"] * 4)))]), 422, "lengths")
     bad(upload(client, clean, "sequences", [("s.npz", npz_bytes(x=ids, y=np.arange(4) % 2, lengths=np.full(4, 3.5)))]), 422, "lengths")
+
+
+# --- bounded work: no upload, however small, holds a thread or memory -------------------------------
+
+
+def npy_member(header: dict, data: bytes = b"") -> bytes:
+    """A .npy file with any header at all (np.save would refuse some of these)."""
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, header)
+    return out.getvalue() + data
+
+
+@pytest.mark.timeout(30)
+def test_an_array_of_zero_bytes_and_two_to_the_62_rows_is_refused_at_once(client, clean):
+    """196 bytes that passed every byte limit, then held an API thread for ~2^42 empty reads."""
+    member = npy_member({"descr": "<f4", "fortran_order": False, "shape": (2**62, 0)})
+    archive = zip_bytes({"x.npy": member, "y.npy": np.lib.format.header_data_from_array_1_0 and npy_member(
+        {"descr": "<i8", "fortran_order": False, "shape": (0,)})})
+    bad(upload(client, clean, "npz", [("z.npz", archive)]), 422, "z.npz", "dimension")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("fmt", ["npz", "idx"])
+def test_a_label_of_two_to_the_62_is_refused_before_classes_are_named(client, clean, fmt):
+    x = np.zeros((3, 4, 4), dtype=np.uint8)
+    if fmt == "npz":
+        files = [("big.npz", npz_bytes(x=x, y=np.array([0, 1, 2**62])))]
+    else:
+        labels = struct.pack(">HBB", 0, 0x0C, 1) + struct.pack(">I", 3) + np.array([0, 1, 2**30], dtype=">i4").tobytes()
+        files = [("train-images.idx", idx_bytes(x, gz=False)), ("train-labels.idx", labels)]
+    bad(upload(client, clean, fmt, files), 422, "KILN_MAX_CLASSES")
+
+
+@pytest.mark.timeout(30)
+def test_an_idx_header_promising_gigabytes_is_refused_before_reading(client, clean):
+    """A few bytes declaring one 46340x46340 image: the read it asks for is refused up front."""
+    header = struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">3I", 1, 46340, 46340)
+    labels = struct.pack(">HBB", 0, 0x08, 1) + struct.pack(">I", 1) + b"\0"
+    err = bad(upload(client, clean, "idx", [("train-images.gz", gzip.compress(header + bytes(1024))), ("train-labels", labels)]), 413,
+              "KILN_MAX_SAMPLE_ELEMENTS")
+    assert "46340" in err["message"]
+
+
+@pytest.mark.timeout(60)
+def test_a_gzip_bomb_in_idx_is_refused_by_its_compression_ratio(client, clean):
+    compressed = io.BytesIO()
+    with gzip.GzipFile(fileobj=compressed, mode="wb") as gz:
+        gz.write(struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">3I", 15_000, 28, 28))
+        for _ in range(11):
+            gz.write(bytes(1024 * 1024))  # zeros: ~1000x smaller compressed
+    labels = struct.pack(">HBB", 0, 0x08, 1) + struct.pack(">I", 15_000) + bytes(15_000)
+    bad(upload(client, clean, "idx", [("train-images.gz", compressed.getvalue()), ("train-labels", labels)]), 413,
+        "KILN_MAX_COMPRESSION_RATIO")
+
+
+def test_a_csv_with_more_columns_than_allowed_is_refused_from_its_header(client, clean):
+    header = ",".join(["label"] + [f"f{i}" for i in range(20_000)]) + "\n"
+    bad(upload(client, clean, "csv", [("wide.csv", (header + "0," + ",".join(["1"] * 20_000) + "\n").encode())]), 413,
+        "wide.csv", "KILN_MAX_CSV_COLUMNS")
+
+
+def test_a_zip_whose_directory_claims_more_entries_than_allowed_is_refused_before_parsing_it(client, clean):
+    archive = bytearray(zip_bytes({"c/1.png": png_bytes(1), "c/2.png": png_bytes(2)}))
+    end = archive.rfind(b"PK\x05\x06")
+    archive[end + 8:end + 12] = struct.pack("<HH", 60_000, 60_000)  # entries on this disk, entries in all
+    bad(upload(client, clean, "image-zip", [("claims.zip", bytes(archive))]), 413, "claims.zip", "60000 entries", "KILN_MAX_ZIP_ENTRIES")
+
+
+def test_an_image_zip_takes_png_and_jpeg_by_content_only(client, clean):
+    gif = io.BytesIO()
+    Image.new("L", (8, 8)).save(gif, format="GIF")
+    archive = zip_bytes({"a/1.png": png_bytes(1), "a/2.png": gif.getvalue(), "b/1.png": png_bytes(3), "b/2.png": png_bytes(4)})
+    bad(upload(client, clean, "image-zip", [("g.zip", archive)]), 422, "a/2.png", "GIF")
+
+
+def test_conversions_stream_and_their_result_is_bounded_too(client, clean, settings):
+    """int8 images become float32, four times their size: the converted size is checked, and the
+    cast is done in chunks (never the whole array at once)."""
+    rows = settings.max_uncompressed_bytes // (3 * 64 * 64) + 8  # under the limit as int8, over it as float32
+    x = np.zeros((rows, 3, 64, 64), dtype=np.int8)
+    x[::7] = 1
+    archive = zip_bytes({"x.npy": npy_member({"descr": "|i1", "fortran_order": False, "shape": x.shape}, x.tobytes())},
+                        compression=zipfile.ZIP_DEFLATED)
+    bad(upload(client, clean, "npz", [("i8.npz", archive)]), 413, "i8.npz", "KILN_MAX_UNCOMPRESSED_BYTES")

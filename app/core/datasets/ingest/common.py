@@ -27,11 +27,35 @@ class IngestError(ValueError):
 
 @dataclass(frozen=True)
 class IngestLimits:
-    max_uncompressed_bytes: int = 4 << 30
-    max_zip_entries: int = 200_000
-    max_compression_ratio: float = 200.0
+    """Bounds on the work an upload may ask for, each a KILN_* setting named in the error it gives."""
+
+    max_uncompressed_bytes: int = 4 << 30  # all the converted arrays together (KILN_MAX_UNCOMPRESSED_BYTES)
+    max_zip_entries: int = 200_000  # KILN_MAX_ZIP_ENTRIES
+    max_compression_ratio: float = 200.0  # KILN_MAX_COMPRESSION_RATIO, for ZIP entries and gzip'd IDX
     max_image_pixels: int = 4096 * 4096
     min_samples_per_class: int = 2
+    max_classes: int = 10_000  # KILN_MAX_CLASSES
+    max_sample_elements: int = 4_194_304  # KILN_MAX_SAMPLE_ELEMENTS: values in one sample (a 2048x2048 image)
+    max_csv_columns: int = 10_000  # KILN_MAX_CSV_COLUMNS
+
+    def too_big(self, what: str, value: int, limit: int, setting: str, file: str | None = None, status: int = 413) -> "IngestError":
+        return IngestError(f"{what} is {value}, over the limit of {limit} ({setting})", file=file, status=status)
+
+
+MAX_DIMS = 4  # a sample has at most 3 dimensions (channels, height, width)
+
+
+def check_shape(shape: tuple[int, ...], limits: IngestLimits, what: str, file: str | None) -> None:
+    """A declared array shape, before anything is read: rows of at least one value, each bounded.
+    An empty dimension would make rows of zero bytes, which no byte limit bounds."""
+    if not 1 <= len(shape) <= MAX_DIMS:
+        raise IngestError(f"{what} has {len(shape)} dimensions; one sample per row and at most {MAX_DIMS} in all", file=file)
+    if any(d < 1 for d in shape[1:]) or shape[0] < 0:
+        raise IngestError(f"{what} has shape {list(shape)}: every dimension of a sample must be at least 1", file=file)
+    per_sample = math.prod(shape[1:])
+    if per_sample > limits.max_sample_elements:
+        raise limits.too_big(f"one sample of {what} (shape {list(shape[1:])})", per_sample, limits.max_sample_elements,
+                             "KILN_MAX_SAMPLE_ELEMENTS", file)
 
 
 @dataclass
@@ -48,15 +72,22 @@ class Upload:
         return digest.hexdigest()
 
 
+def _check_budget(path: Path, nbytes: int, limits: IngestLimits, file: str | None) -> None:
+    """The converted arrays of one upload together (all in one folder) stay under KILN_MAX_UNCOMPRESSED_BYTES."""
+    others = sum(p.stat().st_size for p in path.parent.iterdir() if p.is_file() and p != path)
+    if others + nbytes > limits.max_uncompressed_bytes:
+        raise limits.too_big("the converted dataset's size in bytes", others + nbytes, limits.max_uncompressed_bytes,
+                             "KILN_MAX_UNCOMPRESSED_BYTES", file)
+
+
 class ArrayOut:
     """A ``.npy`` file of known shape, written in order, chunk by chunk, with plain writes: no
     memory map, so the converted data never sits in the server's resident memory."""
 
     def __init__(self, path: Path, dtype, shape: tuple[int, ...], limits: IngestLimits, file: str | None = None):
         self.dtype = np.dtype(dtype)
-        nbytes = int(self.dtype.itemsize * math.prod(shape))
-        if nbytes > limits.max_uncompressed_bytes:
-            raise IngestError(f"would hold {nbytes} bytes uncompressed, over the limit of {limits.max_uncompressed_bytes}", file=file, status=413)
+        check_shape(tuple(shape), limits, path.stem, file)
+        _check_budget(path, int(self.dtype.itemsize * math.prod(shape)), limits, file)
         self.path = path
         self.shape = tuple(shape)
         self.filled = 0
@@ -76,8 +107,45 @@ class ArrayOut:
         assert self.filled == self.shape[0], f"{self.path.name}: wrote {self.filled} of {self.shape[0]} rows"
 
 
+class GrowingArrayOut:
+    """A ``.npy`` file whose row count is known only at the end (CSV): rows go to a raw file as they
+    come, the byte budget checked as it grows; ``close`` writes the header, then the rows after it."""
+
+    def __init__(self, path: Path, dtype, row_shape: tuple[int, ...], limits: IngestLimits, file: str | None = None):
+        self.path, self.dtype, self.row_shape, self.limits, self.file = path, np.dtype(dtype), tuple(row_shape), limits, file
+        check_shape((0, *self.row_shape), limits, path.stem, file)
+        self.row_bytes = self.dtype.itemsize * math.prod(self.row_shape)
+        self.rows = 0
+        self._raw_path = path.with_name(f".{path.name}.raw")
+        self._raw = open(self._raw_path, "wb")
+
+    def write(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        assert rows.shape[1:] == self.row_shape
+        _check_budget(self._raw_path, (self.rows + len(rows)) * self.row_bytes, self.limits, self.file)
+        self._raw.write(rows.tobytes())
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self._raw.close()
+        with open(self.path, "wb") as out, open(self._raw_path, "rb") as raw:
+            header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.rows, *self.row_shape)}
+            np.lib.format.write_array_header_1_0(out, header)
+            while chunk := raw.read(CHUNK):
+                out.write(chunk)
+        self._raw_path.unlink()
+
+
+def array_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
+    return tuple(shape), dtype
+
+
 def iter_rows(path: Path, max_bytes: int = 2 * CHUNK):
-    """Yields (first_row, rows) of a ``.npy`` file with plain reads, about ``max_bytes`` (as float64) at a time."""
+    """Yields (first_row, rows) of a ``.npy`` file with plain reads, about ``max_bytes`` (as float64)
+    at a time; a single row larger than that (bounded by KILN_MAX_SAMPLE_ELEMENTS) comes alone."""
     with open(path, "rb") as f:
         version = np.lib.format.read_magic(f)
         shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
@@ -88,11 +156,21 @@ def iter_rows(path: Path, max_bytes: int = 2 * CHUNK):
             yield start, np.fromfile(f, dtype=dtype, count=n * per_row).reshape(n, *shape[1:])
 
 
-def rewrite(path: Path, transform: Callable[[np.ndarray], np.ndarray]) -> None:
-    """Replaces a ``.npy`` file with a transformed copy (never writing over a memory map of itself)."""
-    result = np.array(transform(np.load(path)), copy=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, result)
+def rewrite(path: Path, transform: Callable[[np.ndarray], np.ndarray], limits: IngestLimits, file: str | None = None) -> None:
+    """Replaces a ``.npy`` file with a transformed copy, chunk by chunk (``transform`` maps rows to
+    rows: a cast, a moved axis, labels to indices), the result's size checked before it is written."""
+    shape, dtype = array_header(path)
+    tmp = path.with_name(f".{path.stem}.tmp.npy")
+    probe = np.asarray(transform(np.zeros((0, *shape[1:]), dtype=dtype)))
+    out = ArrayOut(tmp, probe.dtype, (shape[0], *probe.shape[1:]), limits, file)
+    try:
+        for _, rows in iter_rows(path):
+            out.write(transform(rows))
+        out.close()
+    except BaseException:
+        out._file.close()
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
 
 
@@ -127,7 +205,7 @@ class Converted:
 
 
 def check_finite(path: Path, file: str) -> None:
-    if np.load(path, mmap_mode="r").dtype.kind != "f":
+    if array_header(path)[1].kind != "f":
         return
     for first, chunk in iter_rows(path):
         if not np.isfinite(chunk).all():
@@ -137,7 +215,7 @@ def check_finite(path: Path, file: str) -> None:
 
 def _stats(path: Path, kind: str) -> dict[str, list[float]]:
     """Per-channel (images) or per-feature (tabular, float series) mean and std, in raw units."""
-    ndim = np.load(path, mmap_mode="r").ndim
+    ndim = len(array_header(path)[0])
     axes_channel = 1 if kind == "image" and ndim == 4 else None
     count = 0
     sums = sq = None
@@ -165,16 +243,16 @@ def finish(converted: Converted, uploads: list[Upload], out_dir: Path, limits: I
     splits = {"train": converted.train} | ({"test": converted.test} if converted.test else {})
     for split in splits.values():
         check_finite(split.x, names)
-    x = np.load(converted.train.x, mmap_mode="r")
+    shape, dtype = array_header(converted.train.x)
     description: dict[str, Any] = {
         "format": fmt,
         "kind": converted.kind,
         "task": converted.task,
-        "num_samples": int(len(x)),
-        "num_test_samples": int(len(np.load(converted.test.x, mmap_mode="r"))) if converted.test else 0,
-        "sample_shape": [int(d) for d in x.shape[1:]],
-        "dtype": str(x.dtype),
-        "stats": _stats(converted.train.x, converted.kind) if converted.kind != "sequence" or x.dtype.kind == "f" else {"mean": [], "std": []},
+        "num_samples": int(shape[0]),
+        "num_test_samples": int(array_header(converted.test.x)[0][0]) if converted.test else 0,
+        "sample_shape": [int(d) for d in shape[1:]],
+        "dtype": str(dtype),
+        "stats": _stats(converted.train.x, converted.kind) if converted.kind != "sequence" or dtype.kind == "f" else {"mean": [], "std": []},
         "value_max": converted.value_max if converted.value_max is not None else _value_max(converted.train.x),
         **converted.extra,
     }
@@ -192,7 +270,7 @@ def finish(converted: Converted, uploads: list[Upload], out_dir: Path, limits: I
 
 
 def _value_max(path: Path) -> float:
-    if np.load(path, mmap_mode="r").dtype == np.uint8:
+    if array_header(path)[1] == np.uint8:
         return 255.0
     peak = 0.0
     for _, chunk in iter_rows(path):
@@ -200,23 +278,52 @@ def _value_max(path: Path) -> float:
     return peak if peak > 0 else 1.0
 
 
+def extremes(path: Path) -> tuple[float, float] | None:
+    """The smallest and largest value of an array, read in chunks; None for an empty one."""
+    low = high = None
+    for _, chunk in iter_rows(path):
+        if chunk.size:
+            low = chunk.min() if low is None else min(low, chunk.min())
+            high = chunk.max() if high is None else max(high, chunk.max())
+    return None if low is None else (low, high)
+
+
+def distinct(path: Path, limits: IngestLimits, file: str | None) -> set:
+    """The distinct values of a label array, read in chunks; refused past KILN_MAX_CLASSES."""
+    seen: set = set()
+    for _, chunk in iter_rows(path):
+        seen.update(np.unique(chunk).tolist())
+        if len(seen) > limits.max_classes:
+            raise limits.too_big("the number of distinct labels", len(seen), limits.max_classes, "KILN_MAX_CLASSES", file, status=422)
+    return seen
+
+
 def _check_labels(converted: Converted, splits: dict[str, Split], limits: IngestLimits, names: str) -> dict[str, Any]:
-    ys = {}
+    """Integer labels are class indices: their range, checked in chunks before any class is named."""
+    ranges = {}
     for split_name, split in splits.items():
         if split.y is None:
             raise IngestError(f"the {split_name} split has no labels", file=names)
-        y = np.load(split.y, mmap_mode="r")
-        if y.dtype.kind not in "iu":
-            raise IngestError(f"labels must be integers (class indices), got {y.dtype}", file=names)
-        if len(y) and int(y.min()) < 0:
-            raise IngestError(f"label {int(y.min())} out of range: labels are class indices from 0", file=names)
-        ys[split_name] = y
-    num_classes = len(converted.class_names) if converted.class_names else int(ys["train"].max()) + 1
+        _, dtype = array_header(split.y)
+        if dtype.kind not in "iu":
+            raise IngestError(f"labels must be integers (class indices), got {dtype}", file=names)
+        ranges[split_name] = extremes(split.y)
+        if ranges[split_name] and int(ranges[split_name][0]) < 0:
+            raise IngestError(f"label {int(ranges[split_name][0])} out of range: labels are class indices from 0", file=names)
+    if converted.class_names:
+        num_classes = len(converted.class_names)
+    else:
+        num_classes = int(ranges["train"][1]) + 1 if ranges["train"] else 0
+        if num_classes > limits.max_classes:  # before a name is made for each of them
+            raise limits.too_big(f"the number of classes (labels are read as classes 0..{num_classes - 1})", num_classes,
+                                 limits.max_classes, "KILN_MAX_CLASSES", names, status=422)
     class_names = converted.class_names or [str(i) for i in range(num_classes)]
-    for split_name, y in ys.items():
-        if len(y) and int(y.max()) >= num_classes:
-            raise IngestError(f"label {int(y.max())} in the {split_name} split is out of range for {num_classes} classes", file=names)
-    counts = np.bincount(ys["train"], minlength=num_classes)
+    for split_name, bounds in ranges.items():
+        if bounds and int(bounds[1]) >= num_classes:
+            raise IngestError(f"label {int(bounds[1])} in the {split_name} split is out of range for {num_classes} classes", file=names)
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for _, chunk in iter_rows(splits["train"].y):
+        counts += np.bincount(chunk, minlength=num_classes)
     too_few = [class_names[i] for i, c in enumerate(counts) if c < limits.min_samples_per_class]
     if too_few:
         raise IngestError(

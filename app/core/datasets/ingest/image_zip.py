@@ -14,6 +14,7 @@ from app.core.datasets.ingest.common import ArrayOut, Converted, IngestError, In
 from app.core.datasets.ingest.zipsafe import open_zip
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+IMAGE_FORMATS = {"PNG", "JPEG"}
 
 
 def _size_option(options: dict[str, Any]) -> tuple[int, int]:
@@ -61,10 +62,14 @@ def convert(uploads: list[Upload], options: dict[str, Any], out_dir: Path, limit
     for i, (cls, entry) in enumerate(samples):
         try:
             with archive.open(entry) as f, Image.open(f) as img:
-                img.draft(mode, (width, height))  # JPEG: decode at reduced size when it can
-                pixels = np.asarray(img.convert(mode).resize((width, height), Image.BILINEAR), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            raise IngestError(f"entry {entry.filename!r} is not a readable image ({exc})", file=name) from None
+                found = img.format
+                if found in IMAGE_FORMATS:  # by content, whatever the name says
+                    img.draft(mode, (width, height))  # JPEG: decode at reduced size when it can
+                    pixels = np.asarray(img.convert(mode).resize((width, height), Image.BILINEAR), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            raise IngestError(f"entry {entry.filename!r} is not a readable image (PNG or JPEG)", file=name) from None
+        if found not in IMAGE_FORMATS:
+            raise IngestError(f"entry {entry.filename!r} is a {found} image; only PNG and JPEG are taken", file=name)
         out.write(pixels.reshape(1, height, width, channels).transpose(0, 3, 1, 2))
         labels[i] = index[cls]
     out.close()

@@ -16,8 +16,25 @@ from typing import Any
 import numpy as np
 
 from app.core.artifacts import layout
-from app.core.datasets.ingest.common import CHUNK, ArrayOut, Converted, IngestError, IngestLimits, Split, Upload, rewrite
+from app.core.datasets.ingest.common import (
+    CHUNK,
+    ArrayOut,
+    Converted,
+    IngestError,
+    IngestLimits,
+    Split,
+    Upload,
+    array_header,
+    check_shape,
+    distinct,
+    extremes,
+    iter_rows,
+    rewrite,
+)
 from app.core.datasets.ingest.zipsafe import open_zip
+
+MAX_LABEL_BYTES = 1024  # a string label (a class name) of at most 256 characters
+MAX_COLUMN_MAJOR_BYTES = 64 * 1024 * 1024  # a Fortran-ordered array is read whole: only a small one
 
 
 def _member_header(stream, name: str, key: str) -> tuple[np.dtype, tuple[int, ...], bool]:
@@ -31,6 +48,8 @@ def _member_header(stream, name: str, key: str) -> tuple[np.dtype, tuple[int, ..
         raise IngestError(f"array {key!r} is not a valid .npy member ({exc})", file=name) from None
     if dtype.hasobject:
         raise IngestError(f"array {key!r} holds Python objects; only numeric and string arrays are accepted (no pickle)", file=name)
+    if dtype.kind in "US" and dtype.itemsize > MAX_LABEL_BYTES:
+        raise IngestError(f"array {key!r} holds strings of {dtype.itemsize} bytes; labels are at most {MAX_LABEL_BYTES}", file=name)
     return dtype, tuple(shape), fortran
 
 
@@ -39,11 +58,15 @@ def _copy_member(archive: zipfile.ZipFile, key: str, name: str, path: Path, limi
         dtype, shape, fortran = _member_header(stream, name, key)
         if not shape:
             raise IngestError(f"array {key!r} is a scalar; expected one row per sample", file=name)
+        check_shape(shape, limits, f"array {key!r}", name)  # before any byte is read
         target = dtype.newbyteorder("=") if dtype.kind in "iuf" else dtype
-        out = ArrayOut(path, target, shape, limits, file=name)
         row_bytes = dtype.itemsize * math.prod(shape[1:])
+        if fortran and len(shape) > 1 and row_bytes * shape[0] > MAX_COLUMN_MAJOR_BYTES:
+            raise IngestError(f"array {key!r} is stored column-major (Fortran order) and holds {row_bytes * shape[0]} bytes: it cannot be "
+                              f"read row by row; save it with np.ascontiguousarray (at most {MAX_COLUMN_MAJOR_BYTES} are read whole)",
+                              file=name, status=413)
+        out = ArrayOut(path, target, shape, limits, file=name)
         if fortran and len(shape) > 1:
-            # Column-major data cannot be streamed row by row; it is bounded by the size check above.
             data = np.frombuffer(_read(stream, row_bytes * shape[0], name, key), dtype=dtype).reshape(shape[::-1]).T
             out.write(data)
         else:
@@ -65,25 +88,27 @@ def _read(stream, n: int, name: str, key: str) -> bytes:
     return data
 
 
-def _labels(path: Path, name: str, class_names: list[str] | None) -> list[str] | None:
-    """Integer labels stay; string labels become class indices (classes in sorted order)."""
-    y = np.load(path, mmap_mode="r")
-    if y.ndim != 1:
-        raise IngestError(f"labels must be one per sample (shape (N,)), got shape {list(y.shape)}", file=name)
-    if y.dtype.kind in "US":
-        names = class_names or sorted({str(v) for v in np.unique(y)})
+def _labels(path: Path, name: str, class_names: list[str] | None, limits: IngestLimits) -> list[str] | None:
+    """Integer labels stay; string labels become class indices (classes in sorted order). Read in chunks."""
+    shape, dtype = array_header(path)
+    if len(shape) != 1:
+        raise IngestError(f"labels must be one per sample (shape (N,)), got shape {list(shape)}", file=name)
+    if dtype.kind in "US":
+        seen = {str(v) for v in distinct(path, limits, name)}
+        names = class_names or sorted(seen)
         index = {n: i for i, n in enumerate(names)}
-        unknown = sorted({str(v) for v in np.unique(y)} - set(index))
+        unknown = sorted(seen - set(index))
         if unknown:
             raise IngestError(f"label {unknown[0]!r} is not one of the training classes", file=name)
-        rewrite(path, lambda labels: np.array([index[str(v)] for v in labels], dtype=np.int64))
+        rewrite(path, lambda labels: np.array([index[str(v)] for v in labels], dtype=np.int64), limits, name)
         return names
-    if y.dtype.kind == "f":
-        if not np.isfinite(y).all() or not np.equal(np.mod(y, 1), 0).all():
-            raise IngestError("labels must be class indices (integers); got non-integer values", file=name)
-    if y.dtype.kind not in "iuf" and y.dtype.kind != "b":
-        raise IngestError(f"labels of type {y.dtype} are not class indices", file=name)
-    rewrite(path, lambda labels: labels.astype(np.int64))
+    if dtype.kind == "f":
+        for _, chunk in iter_rows(path):
+            if not np.isfinite(chunk).all() or not np.equal(np.mod(chunk, 1), 0).all():
+                raise IngestError("labels must be class indices (integers); got non-integer values", file=name)
+    if dtype.kind not in "iuf" and dtype.kind != "b":
+        raise IngestError(f"labels of type {dtype} are not class indices", file=name)
+    rewrite(path, lambda labels: labels.astype(np.int64), limits, name)
     return class_names
 
 
@@ -102,92 +127,96 @@ def _read_archive(upload: Upload, out_dir: Path, limits: IngestLimits, keys: dic
 
 
 def _check_lengths(x: Path, y: Path | None, name: str, split: str) -> None:
-    n = len(np.load(x, mmap_mode="r"))
-    if y is not None and len(np.load(y, mmap_mode="r")) != n:
-        raise IngestError(f"{n} samples in x{'_test' if split == 'test' else ''} but {len(np.load(y, mmap_mode='r'))} labels", file=name)
+    n = array_header(x)[0][0]
+    if y is not None and array_header(y)[0][0] != n:
+        raise IngestError(f"{n} samples in x{'_test' if split == 'test' else ''} but {array_header(y)[0][0]} labels", file=name)
 
 
-def _channels_first(path: Path) -> None:
+def _channels_first(path: Path, limits: IngestLimits, name: str) -> None:
     """(N, H, W, C) with C in 1/3/4 is turned into (N, C, H, W)."""
-    x = np.load(path, mmap_mode="r")
-    if x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
-        rewrite(path, lambda a: np.moveaxis(a, -1, 1))
+    shape, _ = array_header(path)
+    if len(shape) == 4 and shape[-1] in (1, 3, 4) and shape[1] not in (1, 3, 4):
+        rewrite(path, lambda a: np.moveaxis(a, -1, 1), limits, name)
+
+
+def _to_float_unless_uint8(path: Path, limits: IngestLimits, name: str) -> None:
+    if array_header(path)[1] not in (np.uint8, np.float32):
+        rewrite(path, lambda a: a.astype(np.float32), limits, name)
 
 
 def convert(uploads: list[Upload], options: dict[str, Any], out_dir: Path, limits: IngestLimits) -> Converted:
     if len(uploads) != 1:
         raise IngestError(f"the npz format takes one file, got {len(uploads)}")
     upload = uploads[0]
+    name = upload.filename
     files = _read_archive(upload, out_dir, limits, _files({"x": ("train", "x"), "y": ("train", "y"), "x_test": ("test", "x"), "y_test": ("test", "y")}), {"x"})
-    x = np.load(files["x"], mmap_mode="r")
-    if x.ndim < 2:
-        raise IngestError(f"x must hold one sample per row (at least 2 dimensions), got shape {list(x.shape)}", file=upload.filename)
-    if x.dtype.kind not in "iuf":
-        raise IngestError(f"x must be numeric, got {x.dtype}", file=upload.filename)
+    shape, dtype = array_header(files["x"])
+    if len(shape) < 2:
+        raise IngestError(f"x must hold one sample per row (at least 2 dimensions), got shape {list(shape)}", file=name)
+    if dtype.kind not in "iuf":
+        raise IngestError(f"x must be numeric, got {dtype}", file=name)
     if ("x_test" in files) != ("y_test" in files):
-        raise IngestError("x_test and y_test come together", file=upload.filename)
-    kind = "tabular" if x.ndim == 2 else "image"
+        raise IngestError("x_test and y_test come together", file=name)
+    kind = "tabular" if len(shape) == 2 else "image"
     for key in ("x", "x_test"):
         if key in files:
-            _channels_first(files[key])
-            _to_float_unless_uint8(files[key])
-    if "x_test" in files and np.load(files["x_test"], mmap_mode="r").shape[1:] != np.load(files["x"], mmap_mode="r").shape[1:]:
-        raise IngestError("x_test samples have a different shape from x samples", file=upload.filename)
+            _channels_first(files[key], limits, name)
+            _to_float_unless_uint8(files[key], limits, name)
+    if "x_test" in files and array_header(files["x_test"])[0][1:] != array_header(files["x"])[0][1:]:
+        raise IngestError("x_test samples have a different shape from x samples", file=name)
     class_names = None
     if "y" in files:
-        _check_lengths(files["x"], files["y"], upload.filename, "train")
-        class_names = _labels(files["y"], upload.filename, None)
+        _check_lengths(files["x"], files["y"], name, "train")
+        class_names = _labels(files["y"], name, None, limits)
     if "y_test" in files:
-        _check_lengths(files["x_test"], files["y_test"], upload.filename, "test")
-        _labels(files["y_test"], upload.filename, class_names)
+        _check_lengths(files["x_test"], files["y_test"], name, "test")
+        _labels(files["y_test"], name, class_names, limits)
     test = Split(files["x_test"], files["y_test"]) if "x_test" in files else None
     task = "classification" if "y" in files else "unlabelled"
     return Converted(kind=kind, train=Split(files["x"], files.get("y")), test=test, class_names=class_names, task=task)
-
-
-def _to_float_unless_uint8(path: Path) -> None:
-    x = np.load(path, mmap_mode="r")
-    if x.dtype not in (np.uint8, np.float32):
-        rewrite(path, lambda a: a.astype(np.float32))
 
 
 def convert_sequences(uploads: list[Upload], options: dict[str, Any], out_dir: Path, limits: IngestLimits) -> Converted:
     if len(uploads) != 1:
         raise IngestError(f"the sequences format takes one file, got {len(uploads)}")
     upload = uploads[0]
+    name = upload.filename
     keys = _files({"x": ("train", "x"), "y": ("train", "y"), "lengths": ("train", "lengths"),
                    "x_test": ("test", "x"), "y_test": ("test", "y"), "lengths_test": ("test", "lengths")})
     files = _read_archive(upload, out_dir, limits, keys, {"x", "y", "lengths"})
     splits = {}
     class_names = None
+    vocab_size = None
     for split, (xk, yk, lk) in {"train": ("x", "y", "lengths"), "test": ("x_test", "y_test", "lengths_test")}.items():
         if xk not in files:
             continue
         if yk not in files or lk not in files:
-            raise IngestError(f"{xk} needs {yk} and {lk}", file=upload.filename)
-        x = np.load(files[xk], mmap_mode="r")
-        if x.ndim not in (2, 3):
-            raise IngestError(f"{xk} must be (N, T) tokens or (N, T, F) values, got shape {list(x.shape)}", file=upload.filename)
-        if x.ndim == 2 and x.dtype.kind not in "iu":
-            raise IngestError(f"{xk} of shape (N, T) must hold integer tokens, got {x.dtype}", file=upload.filename)
-        if x.ndim == 3 and x.dtype.kind not in "iuf":
-            raise IngestError(f"{xk} of shape (N, T, F) must hold numbers, got {x.dtype}", file=upload.filename)
-        if x.ndim == 2 and len(x) and int(x.min()) < 0:
-            raise IngestError(f"{xk} holds a negative token id", file=upload.filename)
-        n, padded = len(x), x.shape[1]
-        del x
-        rewrite(files[xk], lambda a: a.astype(np.int64 if a.ndim == 2 else np.float32))
-        lengths = np.load(files[lk])
-        if lengths.dtype.kind not in "iu":
-            raise IngestError(f"{lk} must hold integers (each sample's length), got {lengths.dtype}", file=upload.filename)
-        if lengths.shape != (n,):
-            raise IngestError(f"{lk} must hold one length per sample ({n}), got shape {list(lengths.shape)}", file=upload.filename)
-        if len(lengths) and (lengths.min() < 1 or lengths.max() > padded):
-            raise IngestError(f"{lk} must lie in 1..{padded} (the padded length)", file=upload.filename)
-        rewrite(files[lk], lambda a: a.astype(np.int64))
-        _check_lengths(files[xk], files[yk], upload.filename, split)
-        class_names = _labels(files[yk], upload.filename, class_names)
+            raise IngestError(f"{xk} needs {yk} and {lk}", file=name)
+        shape, dtype = array_header(files[xk])
+        if len(shape) not in (2, 3):
+            raise IngestError(f"{xk} must be (N, T) tokens or (N, T, F) values, got shape {list(shape)}", file=name)
+        if len(shape) == 2 and dtype.kind not in "iu":
+            raise IngestError(f"{xk} of shape (N, T) must hold integer tokens, got {dtype}", file=name)
+        if len(shape) == 3 and dtype.kind not in "iuf":
+            raise IngestError(f"{xk} of shape (N, T, F) must hold numbers, got {dtype}", file=name)
+        tokens = extremes(files[xk]) if len(shape) == 2 else None
+        if tokens and int(tokens[0]) < 0:
+            raise IngestError(f"{xk} holds a negative token id", file=name)
+        if split == "train" and len(shape) == 2:
+            vocab_size = int(tokens[1]) + 1 if tokens else None
+        n, padded = shape[0], shape[1]
+        rewrite(files[xk], lambda a: a.astype(np.int64 if a.ndim == 2 else np.float32), limits, name)
+        lengths_shape, lengths_dtype = array_header(files[lk])
+        if lengths_dtype.kind not in "iu":
+            raise IngestError(f"{lk} must hold integers (each sample's length), got {lengths_dtype}", file=name)
+        if lengths_shape != (n,):
+            raise IngestError(f"{lk} must hold one length per sample ({n}), got shape {list(lengths_shape)}", file=name)
+        bounds = extremes(files[lk])
+        if bounds and (bounds[0] < 1 or bounds[1] > padded):
+            raise IngestError(f"{lk} must lie in 1..{padded} (the padded length)", file=name)
+        rewrite(files[lk], lambda a: a.astype(np.int64), limits, name)
+        _check_lengths(files[xk], files[yk], name, split)
+        class_names = _labels(files[yk], name, class_names, limits)
         splits[split] = Split(files[xk], files[yk], files[lk])
-    x = np.load(files["x"], mmap_mode="r")
-    extra = {"vocab_size": int(x.max()) + 1 if x.ndim == 2 and len(x) else None, "max_length": int(x.shape[1])}
+    extra = {"vocab_size": vocab_size, "max_length": int(array_header(files["x"])[0][1])}
     return Converted(kind="sequence", train=splits["train"], test=splits.get("test"), class_names=class_names, value_max=1.0, extra=extra)
