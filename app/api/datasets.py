@@ -106,10 +106,11 @@ def delete_dataset(dataset_id: str, caller: CallerDep, session: SessionDep, stor
 
 
 @router.get("/{dataset_id}/preview", responses={200: {"content": {"image/png": {}, "application/json": {}}}})
-def preview_dataset(dataset_id: str, caller: CallerDep, session: ReadSessionDep, store: StoreDep, n: Annotated[int, Query(ge=1, le=256)] = 16):
+def preview_dataset(dataset_id: str, caller: CallerDep, session: ReadSessionDep, store: StoreDep, settings: SettingsDep,
+                    n: Annotated[int, Query(ge=1, le=256)] = 16):
     dataset = dataset_service.get(session=session, tenant_id=caller.tenant_id, dataset_id=dataset_id)
     session.close()  # the row is read: no connection stays held while the samples are drawn
-    result = dataset_service.preview(store=store, dataset=dataset, n=n)
+    result = dataset_service.preview(store=store, dataset=dataset, n=n, max_elements=settings.max_response_elements)
     if isinstance(result, dict):
         return JSONResponse(result)
     return Response(result, media_type="image/png")

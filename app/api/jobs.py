@@ -7,14 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.api.common import ErrorInfo, JobState, PageOut, error_of, finite, fraction_done
 from app.api.deps import BrokerDep, CallerDep, PageDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep
 from app.core.db.tables import Job
+from app.core.errors import over_limit
 from app.core.jobs import metrics as metric_service
 from app.core.jobs import service as job_service
 from app.core.jobs.spec import JobSpec
+from app.core.paging import step_cursor, step_of_cursor
 
 
 class Progress(BaseModel):
@@ -64,7 +66,15 @@ class MetricPointOut(BaseModel):
 
 class MetricsOut(BaseModel):
     job_id: str
-    series: dict[str, list[MetricPointOut]]
+    series: dict[str, list[MetricPointOut]] = Field(description="at most max_points a series; longer ones downsampled")
+    total_points: dict[str, int] = Field(description="points of each series in the range asked; more than it holds when downsampled")
+
+
+class PointsOut(BaseModel):
+    job_id: str
+    name: str
+    points: list[MetricPointOut]
+    next_cursor: str | None
 
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -92,13 +102,45 @@ def get_job(job_id: str, caller: CallerDep, session: ReadSessionDep):
 
 @router.get("/{job_id}/metrics", response_model=MetricsOut)
 def get_metrics(
-    job_id: str, caller: CallerDep, session: ReadSessionDep,
+    job_id: str, caller: CallerDep, session: ReadSessionDep, settings: SettingsDep,
     names: Annotated[list[str] | None, Query(description="metric names; repeat or comma-separate")] = None,
-    since_step: Annotated[int | None, Query(ge=0)] = None,
+    since_step: Annotated[int | None, Query(ge=0, description="points after this step")] = None,
+    until_step: Annotated[int | None, Query(ge=0, description="points up to this step")] = None,
+    max_points: Annotated[int, Query(ge=4, description="per series (at most KILN_MAX_METRIC_POINTS); a longer series keeps the first, "
+                                                       "last, lowest and highest point of each of max_points/4 stretches of steps (M4)")] = 1000,
 ):
+    """Every series of the job, each at most ``max_points`` long: a chart of a million points costs
+    what one of a thousand does. For every raw point, page through ``/metrics/{name}/points``."""
+    wanted = metric_names(names, settings.max_query_list)
+    if max_points > settings.max_metric_points:
+        raise over_limit("max_points", max_points, settings.max_metric_points, "KILN_MAX_METRIC_POINTS", ["query", "max_points"])
+    series = metric_service.series(session=session, tenant_id=caller.tenant_id, job_id=job_id, names=wanted, since_step=since_step,
+                                   until_step=until_step, max_points=max_points)
+    return MetricsOut(job_id=job_id, series={n: s.points for n, s in series.items()}, total_points={n: s.total for n, s in series.items()})
+
+
+@router.get("/{job_id}/metrics/{name}/points", response_model=PointsOut)
+def get_metric_points(
+    job_id: str, name: str, caller: CallerDep, session: ReadSessionDep, settings: SettingsDep,
+    since_step: Annotated[int | None, Query(ge=0, description="points after this step")] = None,
+    until_step: Annotated[int | None, Query(ge=0, description="points up to this step")] = None,
+    limit: Annotated[int, Query(ge=1, description="points a page (at most KILN_MAX_METRIC_POINTS)")] = 1000,
+    cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")] = None,
+):
+    """One metric's raw points, in step order, a page at a time."""
+    if limit > settings.max_metric_points:
+        raise over_limit("limit", limit, settings.max_metric_points, "KILN_MAX_METRIC_POINTS", ["query", "limit"])
+    after = step_of_cursor(cursor) if cursor else since_step
+    found, last = metric_service.points(session=session, tenant_id=caller.tenant_id, job_id=job_id, name=name, since_step=after,
+                                        until_step=until_step, limit=limit)
+    return PointsOut(job_id=job_id, name=name, points=found, next_cursor=step_cursor(last) if last is not None else None)
+
+
+def metric_names(names: list[str] | None, limit: int) -> list[str] | None:
     wanted = [n for part in names for n in part.split(",") if n] if names else None
-    series = metric_service.series(session=session, tenant_id=caller.tenant_id, job_id=job_id, names=wanted, since_step=since_step)
-    return MetricsOut(job_id=job_id, series=series)
+    if wanted and len(wanted) > limit:
+        raise over_limit("the number of names", len(wanted), limit, "KILN_MAX_QUERY_LIST", ["query", "names"])
+    return wanted
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)

@@ -14,6 +14,7 @@ import re
 from urllib.parse import parse_qsl
 
 import numpy as np
+from anyio import to_thread
 from fastapi import Request
 from fastapi.responses import Response
 
@@ -29,28 +30,31 @@ PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict$")
 
 async def predict_response(request: Request, runtime: ServingRuntime, tenant_id: str, model_id: str, top_k: int | None,
                            checkpoint: str | None = None) -> Response:
-    max_samples = runtime.settings.max_predict_samples
+    limits = runtime.limits
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         async def read_samples(servable: Servable) -> tuple[np.ndarray, None]:
-            return await image_samples(request, servable, max_samples), None
+            return await image_samples(request, servable, limits), None
     else:
         async def read_samples(servable: Servable) -> tuple[np.ndarray, np.ndarray | None]:
-            return decode.json_samples(await request.body(), servable, max_samples)
+            return decode.json_samples(await request.body(), servable, limits)
     answered_by, body = await runtime.predict(tenant_id, model_id, latest=checkpoint == "latest", read_samples=read_samples, top_k=top_k)
     # Which weights answered: the model itself, or a training job's checkpoint (``job_...@step-N``).
     return Response(body, media_type="application/json", headers={"Kiln-Model": answered_by})
 
 
-async def image_samples(request: Request, servable: Servable, limit: int) -> np.ndarray:
+async def image_samples(request: Request, servable: Servable, limits: decode.Limits) -> np.ndarray:
+    """The images of a multipart body, counted before any is decoded, decoded off the event loop."""
     try:
-        form = await request.form(max_files=limit, max_fields=16)
+        form = await request.form(max_files=limits.files + 1, max_fields=16)  # one more, to say how many is too many
     except Exception as exc:  # noqa: BLE001 - a malformed multipart body is the client's
         raise InvalidInput(f"the multipart body cannot be read: {exc}", [detail(["body"], "malformed multipart")]) from None
     files = [f for f in form.getlist("file") if not isinstance(f, str)]
     if not files:
         raise InvalidInput("a multipart predict request needs one or more 'file' fields with PNG or JPEG images",
                            [detail(["body", "file"], "field required")])
-    return np.stack([decode.image_sample(await f.read(), servable, index=i) for i, f in enumerate(files)])
+    decode.check_images(len(files), servable, limits)
+    blobs = [await f.read() for f in files]
+    return await to_thread.run_sync(lambda: np.stack([decode.image_sample(blob, servable, index=i) for i, blob in enumerate(blobs)]))
 
 
 def query_of(query_string: bytes) -> tuple[int | None, str | None]:

@@ -64,6 +64,12 @@ class GatewayTimeout(KilnError):
     status_code = 504
 
 
+def over_limit(what: str, value: int, limit: int, setting: str, loc: list | None = None) -> PayloadTooLarge:
+    """The one answer to a request past a bound: what, how much, the limit and the setting that sets it."""
+    message = f"{what} is {value}, over the limit of {limit} ({setting})"
+    return PayloadTooLarge(message, [detail(loc, message)] if loc else None)
+
+
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or []}}
 

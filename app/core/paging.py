@@ -52,3 +52,16 @@ def page_of(rows: list[Any], limit: int) -> Page:
     return Page(rows, None)
 
 
+def step_cursor(step: int) -> str:
+    """An opaque cursor for pages in step order (a metric's raw points)."""
+    return base64.urlsafe_b64encode(orjson.dumps(["step", step])).decode().rstrip("=")
+
+
+def step_of_cursor(cursor: str) -> int:
+    try:
+        kind, step = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if kind == "step" and isinstance(step, int) and step >= 0:
+            return step
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        pass
+    raise InvalidInput("invalid cursor", [detail(["query", "cursor"], "not a cursor this API returned")])

@@ -11,22 +11,51 @@ pixel * 16 / 255. Images are not inverted: MNIST-style models expect a light dig
 from __future__ import annotations
 
 import io
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 from PIL import Image, UnidentifiedImageError
 
-from app.core.errors import InvalidInput, detail
+from app.core.errors import InvalidInput, detail, over_limit
 from app.core.preprocessing import image_chw
 from app.serving.loading import Servable
 
 PREDICT_FIELDS = {"inputs", "lengths"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may bring, checked before anything is decoded."""
+
+    samples: int  # KILN_MAX_PREDICT_SAMPLES
+    elements: int  # KILN_MAX_PREDICT_ELEMENTS: the values its samples decode to
+    files: int  # KILN_MAX_PREDICT_FILES: images in one multipart body
+
+    @classmethod
+    def of(cls, settings) -> "Limits":
+        return cls(settings.max_predict_samples, settings.max_predict_elements, settings.max_predict_files)
+
+
+def check_count(count: int, servable: Servable, limits: Limits, loc: list) -> None:
+    values = count * math.prod(servable.pre.sample_shape)
+    if values > limits.elements:
+        raise over_limit(f"the values {count} samples of shape {list(servable.pre.sample_shape)} decode to", values, limits.elements,
+                         "KILN_MAX_PREDICT_ELEMENTS", loc)
+
+
+def check_images(count: int, servable: Servable, limits: Limits) -> None:
+    """The number of images of a multipart body, and what they would decode to, before any is decoded."""
+    if count > limits.files:
+        raise over_limit("the number of images", count, limits.files, "KILN_MAX_PREDICT_FILES", ["body", "file"])
+    check_count(count, servable, limits, ["body", "file"])
 IMAGE_FORMATS = {"PNG", "JPEG"}
 MAX_PIXELS = 4096 * 4096  # decoding a larger image could take gigabytes; no model here needs it
 
 
-def json_samples(body: bytes, servable: Servable, max_samples: int) -> tuple[np.ndarray, np.ndarray | None]:
+def json_samples(body: bytes, servable: Servable, limits: Limits) -> tuple[np.ndarray, np.ndarray | None]:
     """``{"inputs": [...], "lengths": [...]?}`` as float32 samples and (sequence networks) lengths.
     orjson, not pydantic: a 32x32 sample is a thousand numbers, and this runs on every request."""
     try:
@@ -44,15 +73,17 @@ def json_samples(body: bytes, servable: Servable, max_samples: int) -> tuple[np.
     lengths = data.get("lengths")
     if lengths is not None and not isinstance(lengths, list):
         raise InvalidInput("lengths must be a list of integers", [detail(["body", "lengths"], "a list")])
-    x = samples(inputs, servable, max_samples)
+    x = samples(inputs, servable, limits)
     return x, sequence_lengths(lengths, x) if servable.takes_lengths else None
 
 
-def samples(inputs: list[Any], servable: Servable, max_samples: int) -> np.ndarray:
-    """The request's samples as float32 (N, *sample_shape), or a 422 saying what is wrong."""
+def samples(inputs: list[Any], servable: Servable, limits: Limits) -> np.ndarray:
+    """The request's samples as float32 (N, *sample_shape), or a 4xx saying what is wrong."""
     sample_shape = servable.pre.sample_shape
-    if len(inputs) > max_samples:
-        raise InvalidInput(f"too many samples: {len(inputs)} > {max_samples}", [detail(["body", "inputs"], f"at most {max_samples} samples per request")])
+    if len(inputs) > limits.samples:
+        raise InvalidInput(f"too many samples: {len(inputs)} > {limits.samples} (KILN_MAX_PREDICT_SAMPLES)",
+                           [detail(["body", "inputs"], f"at most {limits.samples} samples per request")])
+    check_count(len(inputs), servable, limits, ["body", "inputs"])
     try:
         x = np.asarray(inputs, dtype=np.float32)
     except (ValueError, TypeError, OverflowError):  # OverflowError: an integer too large for any float

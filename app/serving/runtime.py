@@ -8,6 +8,7 @@ cache and batchers. Forward passes run on one thread per process, off the event 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core import images, trained_models
 from app.core.artifacts.store import ArtifactStore
 from app.core.db.engine import read_only
-from app.core.errors import GatewayTimeout, NotFound, Unavailable
+from app.core.errors import GatewayTimeout, NotFound, Unavailable, over_limit
 from app.core.jobs import service as job_service
 from app.core.settings import Settings
 from app.core.ttlcache import TTLCache
@@ -42,6 +43,7 @@ class ServingRuntime:
         self.cache = ModelCache(store, settings.model_cache_bytes)
         # One forward thread: with one torch thread per process, two forwards at once only contend.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-forward")
+        self.limits = decode.Limits.of(settings)
         self.policy = BatchPolicy(
             max_batch_size=settings.predict_max_batch, max_delay_ms=settings.predict_max_delay_ms,
             max_queue=settings.predict_max_queue, timeout_s=settings.predict_timeout_seconds,
@@ -104,9 +106,15 @@ class ServingRuntime:
             servable = await self.servable(tenant_id, ref, latest=True)
             return servable.id, await self._predict(servable, x, lengths, top_k)
 
+    def _check_answer(self, numbers: int, what: str) -> None:
+        """Every answer is bounded, and refused before it is computed."""
+        if numbers > self.settings.max_response_elements:
+            raise over_limit(f"the numbers {what}", numbers, self.settings.max_response_elements, "KILN_MAX_RESPONSE_ELEMENTS")
+
     async def _predict(self, servable: Servable, x: np.ndarray, lengths: np.ndarray | None, top_k: int | None) -> bytes:
         servable.require("classify", "predict")
         top_k = decode.top_k(top_k, servable)
+        self._check_answer(len(x) * len(servable.card.class_names) * (2 if top_k else 1), f"an answer for {len(x)} samples holds")
         if servable.takes_lengths and lengths is None:
             lengths = decode.sequence_lengths(None, x)
         loaded = await self.loaded(servable)
@@ -151,13 +159,16 @@ class ServingRuntime:
     def generate(self, servable: Servable, n: int, seed: int | None, *, png: bool) -> bytes | list[Any]:
         """A GAN's ``n`` samples in raw units: as nested lists, or drawn as one PNG grid."""
         servable.require("generate", "generate")
+        self._check_answer(n * math.prod(servable.pre.sample_shape), f"{n} generated samples hold")
         samples = forward.generate(self.cache.get(servable), n, seed)
         return images.png_grid(samples, 1.0 / servable.pre.scale) if png else samples.tolist()
 
     def transform(self, servable: Servable, inputs: list[Any]) -> dict[str, Any]:
         """An RBM's hidden features and one-step reconstructions of the samples."""
-        x = decode.samples(inputs, servable, self.settings.max_predict_samples)
         servable.require("reconstruct", "transform")
+        per_sample = int(servable.card.params.get("hidden", 0)) + math.prod(servable.pre.sample_shape)
+        self._check_answer(len(inputs) * per_sample, f"the features and reconstructions of {len(inputs)} samples hold")
+        x = decode.samples(inputs, servable, self.limits)
         features, reconstructions = forward.transform(self.cache.get(servable), x)
         return {"features": features.tolist(), "reconstructions": reconstructions.tolist()}
 

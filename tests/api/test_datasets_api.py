@@ -427,3 +427,15 @@ def test_conversions_stream_and_their_result_is_bounded_too(client, clean, setti
     archive = zip_bytes({"x.npy": npy_member({"descr": "|i1", "fortran_order": False, "shape": x.shape}, x.tobytes())},
                         compression=zipfile.ZIP_DEFLATED)
     bad(upload(client, clean, "npz", [("i8.npz", archive)]), 413, "i8.npz", "KILN_MAX_UNCOMPRESSED_BYTES")
+
+
+def test_a_preview_answer_is_bounded_before_it_is_computed(settings, auth):
+    from fastapi.testclient import TestClient
+
+    x, y = np.random.default_rng(0).random((40, 3)).astype(np.float32), np.arange(40) % 2
+    with TestClient(create_app(settings.model_copy(update={"max_response_elements": 3 * 10}))) as c:
+        ds = upload(c, auth, "npz", [("t.npz", npz_bytes(x=x, y=y))]).json()
+        r = c.get(f"/v1/datasets/{ds['id']}/preview", params={"n": 11}, headers=auth)
+        assert r.status_code == 413 and "KILN_MAX_RESPONSE_ELEMENTS" in r.json()["error"]["message"]
+        assert len(c.get(f"/v1/datasets/{ds['id']}/preview", params={"n": 10}, headers=auth).json()["samples"]) == 10
+        c.delete(f"/v1/datasets/{ds['id']}", headers=auth)

@@ -45,3 +45,17 @@ def test_a_number_too_large_for_a_float_is_a_422_naming_the_sample(client, owner
     r = client.post(f"/v1/models/{rbm_id}/transform", json={"inputs": [[[0] * 8] * 8, sample]}, headers=owner)
     assert r.status_code == 422, r.text
     assert r.json()["error"]["details"][0]["loc"] == ["body", "inputs", 1]
+
+
+def test_generate_transform_and_preview_answers_are_bounded_before_computing(settings, owner, rbm_id, gan_id):
+    from fastapi.testclient import TestClient
+
+    from app.api.main import create_app
+
+    with TestClient(create_app(settings.model_copy(update={"max_response_elements": 64 * 10}))) as c:
+        generate = c.post(f"/v1/models/{gan_id}/generate", json={"n": 11}, headers=owner)  # 11 samples of 8x8
+        assert generate.status_code == 413 and "KILN_MAX_RESPONSE_ELEMENTS" in generate.json()["error"]["message"]
+        assert c.post(f"/v1/models/{gan_id}/generate", json={"n": 10}, headers=owner).status_code == 200
+        transform = c.post(f"/v1/models/{rbm_id}/transform", json={"inputs": [[[0] * 8] * 8] * 9}, headers=owner)
+        assert transform.status_code == 413, transform.text  # 9 x (16 features + 64 values)
+        assert c.post(f"/v1/models/{rbm_id}/transform", json={"inputs": [[[0] * 8] * 8] * 8}, headers=owner).status_code == 200

@@ -197,3 +197,60 @@ def test_a_job_that_fails_unexpectedly_tells_its_owner_without_leaking_server_de
     assert error["type"] == "RuntimeError" and "/srv/kiln" not in error["message"] and "CUDA" not in error["message"]
     assert f"/v1/jobs/{job['id']}/logs" in error["message"]
     assert "/srv/kiln/.venv" in client.get(f"/v1/jobs/{job['id']}/logs", headers=auth).text
+
+
+@pytest.fixture(scope="module")
+def long_series(client, owner, settings):
+    """A job with 100,000 train_loss points, one of them a spike, written as a worker writes them."""
+    from datetime import datetime, timezone
+
+    from app.core.db.engine import session_factory
+    from app.core.db.tables import Job
+    from app.core.jobs import metrics
+
+    job = client.post("/v1/jobs", json=LENET_JOB, headers=owner).json()
+    at = datetime.now(timezone.utc)
+    with session_factory(settings.database_url)() as session:
+        tenant_id = session.get(Job, job["id"]).tenant_id
+        points = [metrics.Point("train_loss", step, step // 1000, 1.0 / (1 + step / 1000), at) for step in range(1, 100_001)]
+        points[61_234] = metrics.Point("train_loss", 61_235, 61, 50.0, at)  # the spike a chart must show
+        points += [metrics.Point("val_loss", step, step // 1000, 0.5, at) for step in range(1000, 100_001, 1000)]
+        metrics.write(session=session, tenant_id=tenant_id, job_id=job["id"], points=points)
+        session.commit()
+    return job["id"]
+
+
+def test_a_long_series_is_downsampled_on_the_server_and_its_spikes_survive(client, owner, long_series):
+    r = client.get(f"/v1/jobs/{long_series}/metrics", params={"max_points": 500}, headers=owner)
+    assert r.status_code == 200
+    body = r.json()
+    train = body["series"]["train_loss"]
+    assert len(train) <= 500 and body["total_points"] == {"train_loss": 100_000, "val_loss": 100}
+    assert max(p["value"] for p in train) == 50.0 and [p["step"] for p in train] == sorted(p["step"] for p in train)
+    assert len(body["series"]["val_loss"]) == 100  # short enough to come whole
+    window = client.get(f"/v1/jobs/{long_series}/metrics", params={"names": "train_loss", "since_step": 99_000, "until_step": 99_300},
+                        headers=owner).json()
+    assert [p["step"] for p in window["series"]["train_loss"]] == list(range(99_001, 99_301))
+
+
+def test_raw_points_page_by_cursor_in_step_order(client, owner, long_series):
+    url = f"/v1/jobs/{long_series}/metrics/train_loss/points"
+    seen, cursor = [], None
+    while True:
+        page = client.get(url, params={"limit": 700, "since_step": 97_000} | ({"cursor": cursor} if cursor else {}), headers=owner).json()
+        seen += [p["step"] for p in page["points"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(range(97_001, 100_001))
+    assert client.get(url, params={"cursor": "nope"}, headers=owner).status_code == 422
+
+
+def test_metric_reads_are_bounded(client, owner, long_series, settings):
+    names = ",".join(f"m{i}" for i in range(settings.max_query_list + 1))
+    r = client.get(f"/v1/jobs/{long_series}/metrics", params={"names": names}, headers=owner)
+    assert r.status_code == 413 and "KILN_MAX_QUERY_LIST" in r.json()["error"]["message"]
+    r = client.get(f"/v1/jobs/{long_series}/metrics", params={"names": ",".join(f"m{i}" for i in range(3_000))}, headers=owner)
+    assert r.status_code == 413  # thousands of names overflowed SQLite's variables: a 500
+    assert client.get(f"/v1/jobs/{long_series}/metrics", params={"max_points": 10**6}, headers=owner).status_code == 413
+    assert client.get(f"/v1/jobs/{long_series}/metrics/train_loss/points", params={"limit": 10**6}, headers=owner).status_code == 413

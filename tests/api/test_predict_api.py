@@ -228,3 +228,27 @@ def test_concurrent_first_requests_load_a_model_once_and_the_cache_evicts_by_byt
     small.get(servable)
     small.get(copy)
     assert small.cached(servable.id) is None and small.cached("mdl_copy") is not None
+
+
+def test_a_multipart_predict_is_bounded_in_files_and_in_decoded_values_before_decoding(settings, owner, model_id):
+    """Ten thousand 1x1 PNGs against a large model asked for ~120 GB: files and the values they
+    decode to are counted before any is decoded (and decoding runs off the event loop)."""
+    tiny = png_of(np.zeros((1, 1)))
+    with serving_client(settings, max_predict_files=4, max_predict_elements=64 * 5) as c:
+        url = f"/v1/models/{model_id}/predict"
+        five = [("file", (f"{i}.png", tiny, "image/png")) for i in range(5)]
+        r = c.post(url, files=five, headers=owner)
+        assert r.status_code == 413 and "KILN_MAX_PREDICT_FILES" in r.json()["error"]["message"], r.text
+        r = c.post(url, files=five[:4], headers=owner)
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 4
+    with serving_client(settings, max_predict_elements=64 * 3) as c:  # an 8x8 digit is 64 values
+        r = c.post(f"/v1/models/{model_id}/predict", files=[("file", (f"{i}.png", tiny, "image/png")) for i in range(4)], headers=owner)
+        assert r.status_code == 413 and "KILN_MAX_PREDICT_ELEMENTS" in r.json()["error"]["message"], r.text
+        assert c.post(f"/v1/models/{model_id}/predict", json={"inputs": DIGITS.images[:4].tolist()}, headers=owner).status_code == 413
+
+
+def test_an_answer_larger_than_the_limit_is_refused_before_it_is_computed(settings, owner, model_id):
+    with serving_client(settings, max_response_elements=10 * 5) as c:  # ten probabilities a sample
+        r = c.post(f"/v1/models/{model_id}/predict", json={"inputs": DIGITS.images[:6].tolist()}, headers=owner)
+        assert r.status_code == 413 and "KILN_MAX_RESPONSE_ELEMENTS" in r.json()["error"]["message"], r.text
+        assert c.post(f"/v1/models/{model_id}/predict", json={"inputs": DIGITS.images[:5].tolist()}, headers=owner).status_code == 200

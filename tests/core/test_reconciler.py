@@ -179,7 +179,7 @@ def test_a_replayed_metric_point_overwrites_instead_of_duplicating(env):
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(MetricPoint).where(MetricPoint.job_id == job_id)) == 1
         series = metrics.series(session=s, tenant_id=tenant, job_id=job_id, names=None, since_step=None)
-    assert [p["value"] for p in series["train_loss"]] == [0.5]
+    assert [p["value"] for p in series["train_loss"].points] == [0.5]
 
 
 def test_cancelling_a_running_job_reaches_its_next_heartbeat(env):

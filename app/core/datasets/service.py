@@ -3,6 +3,7 @@ reads, deletion unless a job still needs it, previews, and what a job may ask of
 
 from __future__ import annotations
 
+import math
 import shutil
 from typing import Any
 
@@ -17,7 +18,7 @@ from app.core.datasets import ingest
 from app.core.datasets.arrays import load_raw
 from app.core.datasets.catalog import BUILTIN_NAMES, DatasetInfo, builtin_dataset
 from app.core.db.tables import Dataset, Job
-from app.core.errors import Conflict, InvalidInput, PayloadTooLarge, detail
+from app.core.errors import Conflict, InvalidInput, PayloadTooLarge, detail, over_limit
 from app.core.ids import new_id
 from app.core.paging import Page, newest_page
 
@@ -105,8 +106,13 @@ def resolve(*, session: Session, tenant_id: str, ref: str) -> DatasetInfo:
     return info(dataset)
 
 
-def preview(*, store: ArtifactStore, dataset: Dataset, n: int) -> bytes | dict[str, Any]:
-    """A PNG grid of the first ``n`` samples for image sets; their values and labels otherwise."""
+def preview(*, store: ArtifactStore, dataset: Dataset, n: int, max_elements: int) -> bytes | dict[str, Any]:
+    """A PNG grid of the first ``n`` samples for image sets; their values and labels otherwise.
+    Bounded before anything is read: ``n`` samples of the dataset's shape, at most ``max_elements`` values."""
+    values = min(n, dataset.num_samples) * math.prod(dataset.sample_shape)
+    if values > max_elements:
+        raise over_limit(f"the values of {n} samples of shape {dataset.sample_shape}", values, max_elements,
+                         "KILN_MAX_RESPONSE_ELEMENTS", ["query", "n"])
     raw = load_raw(dataset.id, store)
     x = np.asarray(raw.x[:n])
     labels = [dataset.class_names[int(v)] for v in raw.y[:n]] if raw.y is not None and dataset.class_names else None
