@@ -5,6 +5,6 @@ Nothing here knows about HTTP, the database or the training loop.
 """
 
 from models import alexnet, gan, lenet, mlp, rbm, resnet, rnn, sequential, transformer  # noqa: F401  (registration side effect)
-from models.registry import Architecture, ArchitectureError, InputSpec, get, names
+from models.registry import Architecture, ArchitectureError, Footprint, InputSpec, get, names
 
-__all__ = ["Architecture", "ArchitectureError", "InputSpec", "get", "names"]
+__all__ = ["Architecture", "ArchitectureError", "Footprint", "InputSpec", "get", "names"]

@@ -34,6 +34,21 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class Footprint:
+    parameters: int
+    activations_per_sample: int  # values one forward pass keeps per sample
+
+
+def _tensors(output: Any):
+    """The tensors of a module's output: a tensor, or tuples of them (an LSTM's)."""
+    if isinstance(output, torch.Tensor):
+        yield output
+    elif isinstance(output, (tuple, list)):
+        for item in output:
+            yield from _tensors(item)
+
+
+@dataclass(frozen=True)
 class Architecture:
     name: str
     description: str
@@ -62,19 +77,32 @@ class Architecture:
 
         Costs no memory and no arithmetic, so the API can afford it on every submit.
         """
+        return self.measure(params, input_shape, num_classes, vocab_size=vocab_size).parameters
+
+    def measure(self, params: Any, input_shape: tuple[int, ...], num_classes: int, vocab_size: int | None = None) -> "Footprint":
+        """``check``, and what the pass kept: the values every innermost module put out, per sample
+        (what autograd saves for the backward pass, near enough)."""
+        outputs = [0]
+
+        def count(_module, _inputs, output) -> None:
+            outputs[0] += sum(t.numel() for t in _tensors(output))
+
         try:
             with torch.device("meta"):
                 net = self.build(params, input_shape, num_classes, vocab_size=vocab_size)
+                hooks = [m.register_forward_hook(count) for m in net.modules() if not any(True for _ in m.children())]
                 sample = torch.empty((2, *input_shape), dtype=torch.long if vocab_size else torch.float32)
                 sequence = self.input_spec(params).kind == "sequence"
                 out = net(sample, torch.full((2,), input_shape[0], dtype=torch.long)) if sequence else net(sample)
+                for hook in hooks:
+                    hook.remove()
         except ArchitectureError:
             raise
         except (RuntimeError, ValueError) as exc:
             raise ArchitectureError(f"{self.name} cannot take input of shape {list(input_shape)}: {exc}") from exc
         if self.task == "classify" and tuple(out.shape) != (2, num_classes):
             raise ArchitectureError(f"{self.name} produced shape {list(out.shape[1:])}, expected [{num_classes}]")
-        return sum(p.numel() for p in net.parameters())
+        return Footprint(parameters=sum(p.numel() for p in net.parameters()), activations_per_sample=outputs[0] // 2)
 
     def top_level_modules(self, params: Any, input_shape: tuple[int, ...], num_classes: int, vocab_size: int | None = None) -> list[str]:
         """The names ``freeze`` can take (``features``, ``classifier`` for the classifiers)."""

@@ -32,6 +32,7 @@ from app.core.jobs import lease
 from app.core.jobs import metrics as metric_service
 from app.core.jobs.metrics import Point
 from app.core.settings import Settings
+from worker.resources import peak_memory_bytes, reset_peak_memory
 
 log = logging.getLogger("kiln.worker")
 
@@ -48,6 +49,7 @@ class JobContext:
         self._latest: dict[str, float] = {}
         self._stop: str | None = None
         self.resumed_from_step: int | None = None
+        self._checkpoint_step: int | None = None  # the newest checkpoint this attempt wrote
         self._closing = threading.Event()
         self._beat_lock = threading.Lock()  # the heartbeat thread, a flush and a checkpoint's renewal take turns
         self._last_beat = time.monotonic()
@@ -82,6 +84,7 @@ class JobContext:
         torch.save(state, buffer)
         data = buffer.getvalue()
         self.store.write_bytes(layout.step_checkpoint(self.job_id, step), data)
+        self._checkpoint_step = step
         for _, old in self._step_checkpoints()[: -self.settings.checkpoint_keep]:
             self.store.delete(old)
         monitored = (metrics or {}).get(self.settings.checkpoint_monitor)
@@ -114,6 +117,7 @@ class JobContext:
     # -- heartbeat ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        reset_peak_memory()
         self._last_beat = time.monotonic()
         self._thread.start()
 
@@ -147,6 +151,8 @@ class JobContext:
                     beat = lease.heartbeat(
                         session=session, job_id=self.job_id, worker_id=self.worker_id, attempt=self.attempt,
                         lease_seconds=self.settings.lease_seconds, progress=dict(self._progress), latest_metrics=latest,
+                        report={"resumed_from_step": self.resumed_from_step, "checkpoint_step": self._checkpoint_step,
+                                "last_step": self._progress.get("step"), "peak_memory_bytes": peak_memory_bytes()},
                     )
                     if beat.still_owner:
                         metric_service.write(session=session, tenant_id=self.tenant_id, job_id=self.job_id, points=points)

@@ -16,6 +16,7 @@ from app.core.errors import over_limit
 from app.core.jobs import metrics as metric_service
 from app.core.jobs import service as job_service
 from app.core.jobs.spec import JobSpec
+from app.core.jobs.validation import JobLimits
 from app.core.paging import step_cursor, step_of_cursor
 
 
@@ -25,6 +26,23 @@ class Progress(BaseModel):
     step: int
     total_steps: int
     fraction: float
+
+
+class Estimate(BaseModel):
+    parameters: int
+    memory_bytes: int = Field(description="weights, gradients and optimizer state, the preprocessed dataset, one batch's activations")
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    worker_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str | None = Field(description="succeeded | failed | cancelled | handed_back | lost; null while it runs")
+    resumed_from_step: int | None
+    checkpoint_step: int | None = Field(description="the newest checkpoint it wrote")
+    last_step: int
+    peak_memory_bytes: int | None = Field(description="the worker process's peak resident memory during the attempt")
 
 
 class JobOut(BaseModel):
@@ -40,6 +58,7 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     spec: dict[str, Any]
+    estimate: Estimate | None = Field(description="what a worker needs to hold this job, as checked at submit")
 
     @classmethod
     def of(cls, job: Job) -> "JobOut":
@@ -48,7 +67,7 @@ class JobOut(BaseModel):
             progress=Progress(epoch=job.epoch, epochs=job.epochs, step=job.step, total_steps=job.total_steps, fraction=fraction_done(job)),
             metrics=finite(job.latest_metrics), error=error_of(job),
             model_id=job.model_id, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-            spec=job.spec,
+            spec=job.spec, estimate=Estimate(**job.estimate) if job.estimate else None,
         )
 
 
@@ -83,7 +102,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 @router.post("", status_code=201, response_model=JobOut)
 def submit_job(spec: JobSpec, caller: CallerDep, session: SessionDep, settings: SettingsDep, broker: BrokerDep,
                request: Request, response: Response):
-    job = job_service.create(session=session, tenant_id=caller.tenant_id, spec=spec, max_attempts=settings.max_attempts)
+    job = job_service.create(session=session, tenant_id=caller.tenant_id, spec=spec, max_attempts=settings.max_attempts,
+                             limits=JobLimits.of(settings))
     session.commit()
     broker.wake(job.id)
     response.headers["Location"] = str(request.url_for("get_job", job_id=job.id))
@@ -141,6 +161,13 @@ def metric_names(names: list[str] | None, limit: int) -> list[str] | None:
     if wanted and len(wanted) > limit:
         raise over_limit("the number of names", len(wanted), limit, "KILN_MAX_QUERY_LIST", ["query", "names"])
     return wanted
+
+
+@router.get("/{job_id}/attempts", response_model=list[AttemptOut])
+def get_attempts(job_id: str, caller: CallerDep, session: ReadSessionDep):
+    """Each attempt at the job, oldest first: which worker, how it ended, how far it got, its peak memory."""
+    return [AttemptOut.model_validate(a, from_attributes=True) for a in job_service.attempts(session=session, tenant_id=caller.tenant_id,
+                                                                                              job_id=job_id)]
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)

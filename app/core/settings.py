@@ -32,7 +32,10 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(30.0, gt=0)
     heartbeat_seconds: float = Field(1.0, gt=0, description="lease renewal, metric flush and cancel check")
     train_loss_every_steps: int = Field(10, ge=1)
-    max_runtime_seconds: int = Field(24 * 3600, ge=1)
+    max_runtime_seconds: int = Field(24 * 3600, ge=1, description="a ceiling on training.max_runtime_seconds, and its default")
+    min_checkpoint_seconds: float = Field(10.0, ge=0, description="at most one step checkpoint (checkpoint_every_steps) per this many seconds")
+    max_model_parameters: int = Field(500_000_000, ge=1, description="a network's parameters, checked at submit")
+    worker_memory_bytes: int = Field(16 * 1024**3, ge=1, description="what a worker can hold: jobs estimated to need more are refused at submit")
     max_attempts: int = Field(3, ge=1, description="attempts before a job whose worker keeps dying is failed")
     run_reconciler: bool = True
     reconcile_seconds: float = Field(10.0, gt=0, description="how often the reconciler runs (in every api and worker)")

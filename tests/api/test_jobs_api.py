@@ -254,3 +254,65 @@ def test_metric_reads_are_bounded(client, owner, long_series, settings):
     assert r.status_code == 413  # thousands of names overflowed SQLite's variables: a 500
     assert client.get(f"/v1/jobs/{long_series}/metrics", params={"max_points": 10**6}, headers=owner).status_code == 413
     assert client.get(f"/v1/jobs/{long_series}/metrics/train_loss/points", params={"limit": 10**6}, headers=owner).status_code == 413
+
+
+def test_a_job_no_worker_could_hold_is_refused_at_submit_naming_the_estimate_and_the_limit(client, auth, settings):
+    wide = {"name": "wide", "data": {"dataset": "builtin:digits"},
+            "model": {"architecture": "sequential", "params": {"layers": [{"type": "flatten"}] + [
+                {"type": "linear", "out_features": 65_536}, {"type": "relu"}] * 8 + [{"type": "linear", "out_features": 10}]}}}
+    r = client.post("/v1/jobs", json=wide, headers=auth)
+    assert r.status_code == 422, r.text
+    message = r.json()["error"]["message"]
+    assert "KILN_MAX_MODEL_PARAMETERS" in message and "parameters" in message
+
+    # 40M samples that LeNet-5 resizes to 1x32x32 float32: ~160 GB on the worker before the first step.
+    from app.core.db.engine import session_factory
+    from app.core.db.tables import Dataset
+    from app.core.db.types import utcnow
+
+    tenant_id = client.get("/v1/jobs", headers=auth) and _tenant_of(settings, auth)
+    with session_factory(settings.database_url)() as session:
+        session.add(Dataset(id="ds_huge", tenant_id=tenant_id, name="huge", format="idx", kind="image", task="classification",
+                            num_samples=40_000_000, num_test_samples=0, sample_shape=[28, 28], dtype="uint8", num_classes=10,
+                            class_names=[str(i) for i in range(10)], class_counts=[4_000_000] * 10, stats={}, value_max=255.0, details={},
+                            size_bytes=0, sha256="0" * 64, artifact_path="datasets/ds_huge", created_at=utcnow()))
+        session.commit()
+    r = client.post("/v1/jobs", json={"name": "huge", "model": {"architecture": "lenet5"}, "data": {"dataset": "ds_huge"}}, headers=auth)
+    assert r.status_code == 422, r.text
+    message = r.json()["error"]["message"]
+    assert "KILN_WORKER_MEMORY_BYTES" in message and "GB" in message
+
+
+def _tenant_of(settings, auth) -> str:
+    from app.core import tenants
+    from app.core.db.engine import session_factory
+
+    with session_factory(settings.database_url)() as session:
+        return tenants.authenticate(session=session, key=auth["Authorization"].split()[1]).tenant_id
+
+
+def test_a_submitted_job_shows_what_it_is_estimated_to_need(client, auth):
+    job = client.post("/v1/jobs", json=LENET_JOB, headers=auth).json()
+    lenet = next(a for a in client.get("/v1/architectures", headers=auth).json() if a["name"] == "lenet5")
+    assert job["estimate"]["parameters"] == lenet["parameter_count"]  # ten classes, as the listing assumes
+    assert 1_000_000 < job["estimate"]["memory_bytes"] < 1_000_000_000
+
+
+def test_the_operators_runtime_limit_is_a_ceiling_not_a_default(client, auth, settings):
+    spec = {**LENET_JOB, "training": {**LENET_JOB["training"], "max_runtime_seconds": settings.max_runtime_seconds + 1}}
+    r = client.post("/v1/jobs", json=spec, headers=auth)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["body", "training", "max_runtime_seconds"]
+    assert "KILN_MAX_RUNTIME_SECONDS" in r.json()["error"]["message"]
+
+
+def test_each_attempt_is_recorded_with_how_far_it_got_and_its_peak_memory(client, auth, settings):
+    from tests.api.inline_worker import run_job
+
+    job = client.post("/v1/jobs", json={**LENET_JOB, "training": {**LENET_JOB["training"], "epochs": 1}}, headers=auth).json()
+    assert client.get(f"/v1/jobs/{job['id']}/attempts", headers=auth).json() == []
+    assert run_job(job["id"], settings) == "succeeded"
+    done = client.get(f"/v1/jobs/{job['id']}", headers=auth).json()
+    (attempt,) = client.get(f"/v1/jobs/{job['id']}/attempts", headers=auth).json()
+    assert attempt["attempt"] == 1 and attempt["outcome"] == "succeeded" and attempt["ended_at"] is not None
+    assert attempt["last_step"] == done["progress"]["total_steps"] and attempt["checkpoint_step"] == done["progress"]["total_steps"]
+    assert attempt["peak_memory_bytes"] > 50_000_000  # torch alone takes more

@@ -286,3 +286,45 @@ def test_steps_and_sizes_past_two_to_the_31_are_stored(env):
     assert state(sessions, job_id).step == step
     with sessions() as s:
         assert trained_models.get(session=s, tenant_id=tenant, model_id="mdl_big").size_bytes == 3 * 2**30
+
+
+def beat(sessions, job_id, attempt, worker="w", **report):
+    with sessions() as s:
+        result = leases.heartbeat(session=s, job_id=job_id, worker_id=worker, attempt=attempt, lease_seconds=30, progress={},
+                                  latest_metrics=None, report=report)
+        s.commit()
+    return result
+
+
+def test_a_job_whose_workers_keep_dying_at_the_same_place_fails_instead_of_taking_down_more(env):
+    """An OOM-killed worker looks like any lost worker: two attempts lost in a row after resuming
+    from the same checkpoint, neither writing a newer one, and the job fails, naming the step."""
+    settings, sessions, tenant = env
+    job_id = new_job(sessions, tenant, max_attempts=5)
+    send = Broker(settings).send
+    for attempt in (1, 2):
+        assert claim(sessions, job_id).attempt == attempt
+        beat(sessions, job_id, attempt, resumed_from_step=430, last_step=447, peak_memory_bytes=3 * 2**30)
+        expire(sessions, job_id)
+        repairs = reconcile_once(settings, sessions, send)
+        assert (repairs.requeued, repairs.failed) == (([job_id], []) if attempt == 1 else ([], [job_id]))
+    job = state(sessions, job_id)
+    assert job.state == "failed" and job.error_type == "worker_lost_repeatedly"
+    assert "step 430" in job.error_message and "3.2 GB" in job.error_message
+    with sessions() as s:
+        history = job_service.attempts(session=s, tenant_id=tenant, job_id=job_id)
+    assert [(a.attempt, a.outcome, a.last_step, a.peak_memory_bytes) for a in history] == [(1, "lost", 447, 3 * 2**30), (2, "lost", 447, 3 * 2**30)]
+
+
+def test_a_lost_worker_that_had_made_progress_is_not_counted_as_a_repeat(env):
+    settings, sessions, tenant = env
+    job_id = new_job(sessions, tenant, max_attempts=5)
+    send = Broker(settings).send
+    claim(sessions, job_id)
+    beat(sessions, job_id, 1, resumed_from_step=None, last_step=60)
+    expire(sessions, job_id)
+    reconcile_once(settings, sessions, send)
+    claim(sessions, job_id)
+    beat(sessions, job_id, 2, resumed_from_step=None, last_step=140, checkpoint_step=129)  # it got past a checkpoint
+    expire(sessions, job_id)
+    assert reconcile_once(settings, sessions, send).requeued == [job_id]

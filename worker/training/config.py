@@ -21,6 +21,7 @@ class TrainConfig:
     train_loss_every_steps: int = 10
     max_runtime_seconds: float | None = None
     checkpoint_every_steps: int | None = None  # besides the one at every epoch's end
+    min_checkpoint_seconds: float = 0.0  # a floor on step checkpoints' interval in time (epoch ends always write theirs)
     crop_padding: int = 0  # image augmentation, applied per batch
     horizontal_flip: bool = False
     lr_schedule: dict[str, Any] | None = None
@@ -39,8 +40,9 @@ class TrainConfig:
         return cls(
             epochs=t.epochs, batch_size=t.batch_size, seed=spec.seed, l1=t.l1,
             train_loss_every_steps=settings.train_loss_every_steps,
-            max_runtime_seconds=t.max_runtime_seconds or settings.max_runtime_seconds,
-            checkpoint_every_steps=t.checkpoint_every_steps,
+            # The operator's limit is a ceiling (checked at submit too: a spec over it is refused).
+            max_runtime_seconds=min(t.max_runtime_seconds or settings.max_runtime_seconds, settings.max_runtime_seconds),
+            checkpoint_every_steps=t.checkpoint_every_steps, min_checkpoint_seconds=settings.min_checkpoint_seconds,
             crop_padding=t.augmentation.random_crop_padding if t.augmentation else 0,
             horizontal_flip=t.augmentation.horizontal_flip if t.augmentation else False,
             lr_schedule=t.lr_schedule.model_dump(), grad_clip_norm=t.grad_clip_norm,

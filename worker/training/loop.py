@@ -141,6 +141,7 @@ class EpochLoop:
 
     def _checkpoint(self, pos: Position, metrics: dict[str, float] | None) -> None:
         self.ctx.save_checkpoint(self._state(pos), epoch=pos.epoch, step=pos.step, metrics=metrics)
+        self._last_checkpoint = time.monotonic()
 
     # -- the loop --------------------------------------------------------------------------------------
 
@@ -157,6 +158,7 @@ class EpochLoop:
             torch.manual_seed(cfg.seed)
             pos = Position(epoch_rng=shuffle.get_state())
         deadline = time.monotonic() + cfg.max_runtime_seconds if cfg.max_runtime_seconds else None
+        self._last_checkpoint = time.monotonic()
 
         while pos.epoch < cfg.epochs:
             epoch_number = pos.epoch + 1
@@ -220,7 +222,8 @@ class EpochLoop:
             self.ctx.report(sampled, step=pos.step, epoch=epoch_number)
             self.ctx.set_progress(epoch=pos.epoch, step=pos.step, total_steps=self.total_steps)
         if cfg.checkpoint_every_steps and pos.step % cfg.checkpoint_every_steps == 0 and more_in_epoch:
-            self._checkpoint(pos, None)
+            if time.monotonic() - self._last_checkpoint >= cfg.min_checkpoint_seconds:  # every step would fsync every step
+                self._checkpoint(pos, None)
         reason = self.ctx.stop_reason()
         if reason is None and deadline is not None and time.monotonic() > deadline:
             reason = "timeout"

@@ -69,6 +69,7 @@ def load_raw(ref: str, store: ArtifactStore | None = None) -> RawDataset:
         ref=ref, description=ref, kind=meta["kind"], sample_shape=tuple(meta["sample_shape"]), value_max=meta["value_max"],
         class_names=tuple(meta["class_names"]), num_samples=meta["num_samples"], task=meta["task"],
         class_counts=tuple(meta["class_counts"]), has_test_split=meta["num_test_samples"] > 0,
+        num_test_samples=meta["num_test_samples"],
         vocab_size=meta.get("vocab_size"),
     )
 

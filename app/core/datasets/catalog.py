@@ -21,6 +21,7 @@ class DatasetInfo:
     task: str = "classification"
     class_counts: tuple[int, ...] = ()
     has_test_split: bool = False
+    num_test_samples: int = 0
     vocab_size: int | None = None  # token-id sequences: ids lie in [0, vocab_size), 0 is padding
 
     @property

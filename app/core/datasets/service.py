@@ -88,6 +88,7 @@ def info(dataset: Dataset) -> DatasetInfo:
         ref=dataset.id, description=dataset.name, kind=dataset.kind, sample_shape=tuple(dataset.sample_shape),
         value_max=dataset.value_max, class_names=tuple(dataset.class_names), num_samples=dataset.num_samples,
         task=dataset.task, class_counts=tuple(dataset.class_counts), has_test_split=dataset.num_test_samples > 0,
+        num_test_samples=dataset.num_test_samples,
         vocab_size=dataset.details.get("vocab_size"),
     )
 

@@ -87,6 +87,8 @@ class Job(Base):
     step: Mapped[int] = mapped_column(BigInteger, default=0)
     total_steps: Mapped[int] = mapped_column(BigInteger, default=0)
     latest_metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    # What the submit check estimated a worker needs: {"parameters", "memory_bytes"}; null for batch-inference jobs.
+    estimate: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
 
     error_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -97,6 +99,26 @@ class Job(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class JobAttempt(Base):
+    """One attempt at a job: which worker, how it ended, how far it got and how much memory it took.
+    What tells a worker lost to the job itself (an out-of-memory kill, again and again) from bad luck."""
+
+    __tablename__ = "job_attempts"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    worker_id: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # succeeded | failed | cancelled | handed_back | lost; null while it runs
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    resumed_from_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    checkpoint_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the newest checkpoint it wrote
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class MetricPoint(Base):

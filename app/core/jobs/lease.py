@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core.db.clock import db_now
-from app.core.db.tables import Job
+from app.core.db.tables import Job, JobAttempt
 from app.core.jobs.outcome import Outcome
 
 
@@ -37,7 +37,10 @@ def claim(*, session: Session, job_id: str, worker_id: str, lease_seconds: float
     ).rowcount
     if not claimed:
         return None
-    return session.scalar(select(Job).where(Job.id == job_id).execution_options(populate_existing=True))
+    job = session.scalar(select(Job).where(Job.id == job_id).execution_options(populate_existing=True))
+    session.execute(insert(JobAttempt).values(job_id=job.id, attempt=job.attempt, tenant_id=job.tenant_id, worker_id=worker_id,
+                                              started_at=db_now(), last_step=job.step))
+    return job
 
 
 def _owned(job_id: str, worker_id: str, attempt: int):
@@ -50,16 +53,30 @@ class Heartbeat:
     cancel_requested: bool
 
 
+# What a heartbeat may say of its attempt (see tables.JobAttempt).
+ATTEMPT_REPORT = ("resumed_from_step", "checkpoint_step", "last_step", "peak_memory_bytes")
+
+
 def heartbeat(
     *, session: Session, job_id: str, worker_id: str, attempt: int, lease_seconds: float,
-    progress: dict[str, int], latest_metrics: dict[str, float] | None,
+    progress: dict[str, int], latest_metrics: dict[str, float] | None, report: dict[str, int | None] | None = None,
 ) -> Heartbeat:
+    """Renews the lease and records progress; ``report`` records how the attempt is going (its step,
+    its newest checkpoint, its peak memory), all only while the attempt still holds the lease."""
     values: dict[str, Any] = {"lease_expires_at": db_now(lease_seconds), **progress}
     if latest_metrics:
         values["latest_metrics"] = latest_metrics
     renewed = session.execute(update(Job).where(_owned(job_id, worker_id, attempt)).values(**values)).rowcount
+    known = {k: v for k, v in (report or {}).items() if k in ATTEMPT_REPORT and v is not None}
+    if renewed and known:
+        session.execute(update(JobAttempt).where(JobAttempt.job_id == job_id, JobAttempt.attempt == attempt).values(**known))
     cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
     return Heartbeat(still_owner=bool(renewed), cancel_requested=bool(cancel))
+
+
+def _attempt_ended(session: Session, job_id: str, attempt: int, outcome: str) -> None:
+    session.execute(update(JobAttempt).where(JobAttempt.job_id == job_id, JobAttempt.attempt == attempt)
+                    .values(outcome=outcome, ended_at=db_now()))
 
 
 def finish(*, session: Session, job_id: str, worker_id: str, attempt: int, outcome: Outcome) -> bool:
@@ -70,7 +87,10 @@ def finish(*, session: Session, job_id: str, worker_id: str, attempt: int, outco
         values["error_type"], values["error_message"] = outcome.error
     if outcome.model:
         values["model_id"] = outcome.model.model_id
-    return bool(session.execute(update(Job).where(_owned(job_id, worker_id, attempt)).values(**values)).rowcount)
+    if not session.execute(update(Job).where(_owned(job_id, worker_id, attempt)).values(**values)).rowcount:
+        return False
+    _attempt_ended(session, job_id, attempt, outcome.state)
+    return True
 
 
 def release(*, session: Session, job_id: str, worker_id: str, attempt: int) -> str | None:
@@ -80,8 +100,10 @@ def release(*, session: Session, job_id: str, worker_id: str, attempt: int) -> s
     owned = _owned(job_id, worker_id, attempt)
     if session.execute(update(Job).where(owned, Job.cancel_requested.is_(True))
                        .values(state="cancelled", finished_at=db_now(), lease_expires_at=None)).rowcount:
+        _attempt_ended(session, job_id, attempt, "cancelled")
         return "cancelled"
     if session.execute(update(Job).where(owned).values(
             state="queued", worker_id=None, lease_expires_at=None, enqueued_at=db_now(), handbacks=Job.handbacks + 1)).rowcount:
+        _attempt_ended(session, job_id, attempt, "handed_back")
         return "queued"
     return None

@@ -19,7 +19,7 @@ from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db.clock import db_now
-from app.core.db.tables import Job
+from app.core.db.tables import Job, JobAttempt
 from app.core.queue import Send, queued_job_ids
 from app.core.settings import Settings
 
@@ -29,6 +29,7 @@ log = logging.getLogger("kiln.reconciler")
 BATCH = 500  # jobs repaired per transaction: bounded statements, short write locks
 MAX_BATCHES = 1000  # per pass and kind of repair; the next pass goes on where this one stopped
 LOCK_TIMEOUT = "5s"  # PostgreSQL: a repair that would wait longer on a row lock gives up until the next pass
+SAME_PLACE_STEPS = 10  # two lost attempts this close (or within a tenth of what they trained) died "at the same place"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def repair_expired_leases(*, session: Session, limit: int = BATCH) -> tuple[list
     requeued, failed, cancelled = [], [], []
     for job_id, attempt, handbacks, max_attempts, cancel_requested in expired:
         still_expired = and_(Job.id == job_id, Job.state == "running", Job.attempt == attempt, Job.lease_expires_at < db_now())
+        repeat = _dying_at_the_same_place(session, job_id, attempt)
         if cancel_requested:
             outcome, values = cancelled, {"state": "cancelled", "finished_at": db_now(), "lease_expires_at": None}
         elif attempt - handbacks >= max_attempts:
@@ -64,11 +66,42 @@ def repair_expired_leases(*, session: Session, limit: int = BATCH) -> tuple[list
                 "state": "failed", "finished_at": db_now(), "lease_expires_at": None, "error_type": "attempts_exhausted",
                 "error_message": f"its worker was lost {attempt - handbacks} times (max_attempts={max_attempts})",
             }
+        elif repeat is not None:
+            outcome, values = failed, {
+                "state": "failed", "finished_at": db_now(), "lease_expires_at": None, "error_type": "worker_lost_repeatedly",
+                "error_message": repeat,
+            }
         else:
             outcome, values = requeued, {"state": "queued", "worker_id": None, "lease_expires_at": None, "enqueued_at": db_now()}
         if session.execute(update(Job).where(still_expired).values(**values)).rowcount:
+            session.execute(update(JobAttempt).where(JobAttempt.job_id == job_id, JobAttempt.attempt == attempt)
+                            .values(outcome="lost", ended_at=db_now()))
             outcome.append(job_id)
     return requeued, failed, cancelled, len(expired) == limit
+
+
+def _dying_at_the_same_place(session: Session, job_id: str, attempt: int) -> str | None:
+    """Why the job should fail rather than take down another worker, or None: this attempt and the
+    one before were both lost after resuming from the same checkpoint, neither writing a newer one,
+    both having trained to about the same step (an out-of-memory kill at the same step looks exactly
+    like that; workers killed at random moments do not)."""
+    last_two = session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id, JobAttempt.attempt <= attempt)
+                               .order_by(JobAttempt.attempt.desc()).limit(2)).all()
+    if len(last_two) < 2:
+        return None
+    this, before = last_two
+    if this.attempt != attempt or before.outcome != "lost" or this.checkpoint_step is not None or before.checkpoint_step is not None:
+        return None
+    start = this.resumed_from_step or 0
+    if (before.resumed_from_step or 0) != start or min(this.last_step, before.last_step) <= start:
+        return None
+    trained = max(this.last_step, before.last_step) - start
+    if abs(this.last_step - before.last_step) > max(SAME_PLACE_STEPS, trained // 10):
+        return None
+    peak = max(a.peak_memory_bytes or 0 for a in last_two)
+    memory = f" (peak memory {peak / 1e9:.1f} GB)" if peak else ""
+    return (f"its worker was lost twice in a row after resuming from step {this.resumed_from_step or 0}, before the next checkpoint, "
+            f"last seen at step {max(a.last_step for a in last_two)}{memory}: it is failed rather than take down more workers")
 
 
 def queued_without_message(

@@ -7,25 +7,25 @@ handed back); queued -> cancelled. The database is the source of truth; messages
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core import scoped, trained_models
 from app.core.artifacts.store import ArtifactStore
 from app.core.datasets import service as dataset_service
 from app.core.db.clock import db_now
-from app.core.db.tables import Job
+from app.core.db.tables import Job, JobAttempt
 from app.core.db.types import utcnow
 from app.core.errors import Conflict, InvalidInput, detail
 from app.core.ids import new_id
 from app.core.jobs import log
 from app.core.jobs.outcome import TERMINAL_STATES
 from app.core.jobs.spec import JobSpec
-from app.core.jobs.validation import validate_spec
+from app.core.jobs.validation import JobLimits, validate_spec
 from app.core.paging import Page, newest_page
 
 
-def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int) -> Job:
+def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int, limits: JobLimits | None = None) -> Job:
     info = dataset_service.resolve(session=session, tenant_id=tenant_id, ref=spec.data.dataset)
     source = None
     if spec.model.init_from is not None:
@@ -35,8 +35,9 @@ def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int
                 f"unknown model {spec.model.init_from.model_id!r} in init_from",
                 [detail(["body", "model", "init_from", "model_id"], "not one of your models")],
             )
+    checked = validate_spec(spec, info, source, limits or JobLimits())
     stored_spec = spec.model_dump(mode="json")
-    stored_spec["model"]["params"] = validate_spec(spec, info, source)  # what will run, defaults included
+    stored_spec["model"]["params"] = checked.params  # what will run, defaults included
     job = Job(
         id=new_id("job"),
         tenant_id=tenant_id,
@@ -46,6 +47,7 @@ def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int
         dataset_ref=spec.data.dataset,
         max_attempts=max_attempts,
         epochs=spec.training.epochs,
+        estimate=checked.estimate,
         latest_metrics={},
         created_at=utcnow(),
         enqueued_at=db_now(),  # compared with the database's time by the reconciler
@@ -89,3 +91,10 @@ def request_cancel(*, session: Session, tenant_id: str, job_id: str, kind: str =
 def read_log(*, session: Session, store: ArtifactStore, tenant_id: str, job_id: str) -> str:
     get(session=session, tenant_id=tenant_id, job_id=job_id)  # 404 for other tenants' jobs
     return log.read(store, job_id)
+
+
+def attempts(*, session: Session, tenant_id: str, job_id: str) -> list[JobAttempt]:
+    """Every attempt at the job, oldest first."""
+    get(session=session, tenant_id=tenant_id, job_id=job_id)
+    return list(session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id, JobAttempt.tenant_id == tenant_id)
+                                .order_by(JobAttempt.attempt)))

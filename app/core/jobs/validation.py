@@ -4,6 +4,8 @@ and (transfer learning) the source model, so a bad spec is a 422 at submit time,
 from __future__ import annotations
 
 import dataclasses
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import models
@@ -14,9 +16,54 @@ from app.core.errors import InvalidInput, detail
 from app.core.jobs.spec import JobSpec
 
 
-def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None = None) -> dict[str, Any]:
-    """Checks that need the registry, the dataset and (transfer learning) the source model.
-    Returns the params with defaults filled."""
+@dataclass(frozen=True)
+class JobLimits:
+    """The operator's bounds on one job, checked at submit."""
+
+    max_runtime_seconds: int = 24 * 3600  # KILN_MAX_RUNTIME_SECONDS: a ceiling, not a default
+    max_model_parameters: int = 500_000_000  # KILN_MAX_MODEL_PARAMETERS
+    worker_memory_bytes: int = 16 * 1024**3  # KILN_WORKER_MEMORY_BYTES
+
+    @classmethod
+    def of(cls, settings) -> "JobLimits":
+        return cls(settings.max_runtime_seconds, settings.max_model_parameters, settings.worker_memory_bytes)
+
+
+@dataclass(frozen=True)
+class Checked:
+    params: dict[str, Any]  # with defaults filled: what will run
+    estimate: dict[str, int]  # {"parameters", "memory_bytes"}: what a worker needs to hold it
+
+
+# Optimizer state kept per parameter, in values (Adam: two moments; momentum: one velocity).
+OPTIMIZER_STATE = {"adam": 2, "adamw": 2}
+BYTES_PER_VALUE = 4
+
+
+def estimate_memory(spec: JobSpec, info: DatasetInfo, input_shape: tuple[int, ...], tokens: bool, footprint: models.Footprint,
+                    task: str) -> int:
+    """What a worker holds to train this job, in bytes: weights, gradients and optimizer state; the
+    whole preprocessed dataset (moved once to the device); one batch's activations and their
+    gradients. An estimate that errs high is fine: it only refuses what no worker could hold."""
+    optimizer = spec.training.optimizer
+    state = OPTIMIZER_STATE.get(optimizer.name, 1 if getattr(optimizer, "momentum", 0) else 0)
+    weights = footprint.parameters * BYTES_PER_VALUE * (2 + state)
+    samples = info.num_samples + (info.num_test_samples if spec.data.use_test_split else 0)
+    data = samples * math.prod(input_shape) * (8 if tokens else BYTES_PER_VALUE)
+    networks = 2 if task == "generate" else 1  # a GAN's generator is about its discriminator's size
+    activations = spec.training.batch_size * footprint.activations_per_sample * BYTES_PER_VALUE * 2 * networks
+    return weights + data + activations
+
+
+def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None = None, limits: JobLimits | None = None) -> Checked:
+    """Checks that need the registry, the dataset and (transfer learning) the source model, and the
+    operator's limits on a job. Returns the params with defaults filled, and the job's estimate."""
+    limits = limits or JobLimits()
+    runtime = spec.training.max_runtime_seconds
+    if runtime is not None and runtime > limits.max_runtime_seconds:
+        message = (f"training.max_runtime_seconds is {runtime}, over this service's ceiling of {limits.max_runtime_seconds} "
+                   f"(KILN_MAX_RUNTIME_SECONDS)")
+        raise InvalidInput(message, [detail(["body", "training", "max_runtime_seconds"], message)])
     if source is not None and source.architecture != spec.model.architecture:
         message = f"incompatible init_from: model {source.id} is a {source.architecture}, not a {spec.model.architecture}"
         raise InvalidInput(message, [detail(["body", "model", "init_from", "model_id"], message)])
@@ -32,9 +79,19 @@ def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None 
             sample_shape=info.sample_shape, value_max=info.value_max, input_kind=takes.kind,
             input_size=takes.size, input_channels=takes.channels, tokens=info.tokens, vocab_size=info.vocab_size,
         )
-        arch.check(params, pre.input_shape, max(info.num_classes, 1), vocab_size=pre.vocab_size)
+        footprint = arch.measure(params, pre.input_shape, max(info.num_classes, 1), vocab_size=pre.vocab_size)
     except (preprocessing.IncompatibleInput, models.ArchitectureError) as exc:
         raise InvalidInput(str(exc), [detail(["body", "model"], str(exc))]) from None
+    if footprint.parameters > limits.max_model_parameters:
+        message = (f"the network has {footprint.parameters:,} parameters, over the limit of {limits.max_model_parameters:,} "
+                   f"(KILN_MAX_MODEL_PARAMETERS)")
+        raise InvalidInput(message, [detail(["body", "model", "params"], message)])
+    memory = estimate_memory(spec, info, pre.input_shape, pre.tokens, footprint, arch.task)
+    if memory > limits.worker_memory_bytes:
+        message = (f"training this job needs about {memory / 1e9:.1f} GB on a worker (weights, gradients, optimizer state, "
+                   f"{info.num_samples:,} preprocessed samples of shape {list(pre.input_shape)}, one batch's activations), "
+                   f"over the {limits.worker_memory_bytes / 1e9:.1f} GB a worker has (KILN_WORKER_MEMORY_BYTES)")
+        raise InvalidInput(message, [detail(["body"], message)])
     filled = dataclasses.asdict(params)
     if arch.task != "classify":
         _check_generative_options(spec, arch.name)
@@ -48,7 +105,7 @@ def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None 
     if source is not None:
         submodules = arch.top_level_modules(params, pre.input_shape, info.num_classes, vocab_size=pre.vocab_size)
         _check_transfer(spec, source, filled, pre.input_shape, info.num_classes, submodules)
-    return filled
+    return Checked(filled, {"parameters": footprint.parameters, "memory_bytes": memory})
 
 
 def _check_generative_options(spec: JobSpec, name: str) -> None:

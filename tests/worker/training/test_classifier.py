@@ -182,3 +182,11 @@ def test_a_validation_or_test_metric_that_goes_non_finite_fails_the_run_naming_i
     trainer.finish = lambda metrics: (metrics, {"test_loss": float("nan"), "test_accuracy": 0.1})
     with pytest.raises(NonFiniteLoss, match="test_loss became nan"):
         trainer.fit()
+
+
+def test_step_checkpoints_have_a_floor_in_time(digits_vector):
+    """checkpoint_every_steps=1 fsynced a checkpoint every step: at most one per min_checkpoint_seconds."""
+    ctx = LocalContext()
+    trainer = make_trainer(digits_vector, ctx, epochs=2, checkpoint_every_steps=1, min_checkpoint_seconds=3600)
+    trainer.fit()
+    assert [c["step"] for c in ctx.checkpoints] == [43, 86]  # each epoch's end still writes its own
