@@ -4,7 +4,11 @@
     kiln api [--workers N]       the HTTP API
     kiln worker                  one training worker (Celery, solo pool)
     kiln db upgrade              apply the migrations
-    kiln keys create --tenant T  a new API key, printed alone on the last line
+    kiln keys create --tenant T  a new API key, printed alone on the last line (--name, --scopes, --expires-days)
+    kiln keys list --tenant T    a tenant's keys, without secrets
+    kiln keys revoke ID --tenant T
+    kiln tenants set-quota T --max-running-jobs 2 --max-queued-jobs 100 --max-storage-bytes 50G
+    kiln tenants show T          usage and quotas
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import socket
 import subprocess
 import sys
 
+from app.core.errors import KilnError
 from app.core.settings import get_settings
 
 
@@ -28,18 +33,80 @@ def cmd_db_upgrade(_args) -> int:
     return 0
 
 
-def cmd_keys_create(args) -> int:
-    from app.core import tenants
+def _admin_session():
     from app.core.db.engine import session_factory
 
-    settings = get_settings()
-    with session_factory(settings.database_url)() as session:
+    return session_factory(get_settings().database_url)()
+
+
+def cmd_keys_create(args) -> int:
+    from app.core import tenants
+
+    with _admin_session() as session:
         tenant = tenants.get_or_create_tenant(session=session, name=args.tenant)
-        key = tenants.create_key(session=session, tenant=tenant)
+        key, secret = tenants.create_key(session=session, tenant=tenant, name=args.name, scopes=args.scopes.split(","),
+                                         expires_in_days=args.expires_days)
         session.commit()
-    print(f"new API key for tenant {args.tenant!r} (shown once; only its hash is stored):")
-    print(key)
+    expiry = f", expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else ""
+    print(f"new API key {key.id} for tenant {args.tenant!r}, scopes {','.join(key.scopes)}{expiry} (shown once; only its hash is stored):")
+    print(secret)
     return 0
+
+
+def cmd_keys_list(args) -> int:
+    from app.core import tenants
+
+    with _admin_session() as session:
+        tenant = tenants.get_tenant(session=session, name=args.tenant)
+        keys = tenants.list_keys(session=session, tenant_id=tenant.id, limit=10_000).items
+    print(f"{'id':<26} {'prefix':<13} {'scopes':<26} {'created':<17} {'last used':<17} {'expires':<17} {'revoked':<17} name")
+    for k in keys:
+        print(f"{k.id:<26} {k.prefix:<13} {','.join(k.scopes):<26} {_when(k.created_at):<17} {_when(k.last_used_at):<17} "
+              f"{_when(k.expires_at):<17} {_when(k.revoked_at):<17} {k.name}")
+    return 0
+
+
+def cmd_keys_revoke(args) -> int:
+    from app.core import tenants
+
+    with _admin_session() as session:
+        tenant = tenants.get_tenant(session=session, name=args.tenant)
+        key = tenants.revoke_key(session=session, tenant_id=tenant.id, key_id=args.key_id)
+        session.commit()
+    print(f"revoked {key.id} ({key.prefix}...); API processes stop taking it within KILN_AUTH_CACHE_SECONDS ({get_settings().auth_cache_seconds:g} s)")
+    return 0
+
+
+def cmd_tenants_set_quota(args) -> int:
+    from app.core import quotas, tenants
+
+    values = {name: quotas.parse_quota(name, raw) for name in quotas.QUOTAS if (raw := getattr(args, name)) is not None}
+    if not values:
+        print("nothing to set: give --max-running-jobs, --max-queued-jobs or --max-storage-bytes", file=sys.stderr)
+        return 2
+    with _admin_session() as session:
+        tenant = tenants.get_or_create_tenant(session=session, name=args.tenant)
+        quotas.set_quotas(session=session, tenant=tenant, values=values)
+        session.commit()
+    return cmd_tenants_show(args)
+
+
+def cmd_tenants_show(args) -> int:
+    from app.core import quotas, tenants
+
+    with _admin_session() as session:
+        tenant = tenants.get_tenant(session=session, name=args.tenant)
+        usage = quotas.usage(session=session, tenant_id=tenant.id)
+    print(f"tenant {tenant.name!r} ({tenant.id})")
+    print("  jobs:    " + (", ".join(f"{n} {state}" for state, n in sorted(usage.jobs.items())) or "none"))
+    s = usage.storage
+    print(f"  storage: {s.total:,} bytes (datasets {s.datasets:,}, models {s.models:,}, checkpoints {s.checkpoints:,})")
+    print("  quotas:  " + ", ".join(f"{name} {'none' if value is None else f'{value:,}'}" for name, value in usage.quotas.items()))
+    return 0
+
+
+def _when(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
 
 
 def cmd_api(args) -> int:
@@ -71,9 +138,11 @@ def cmd_up(args) -> int:
 
     settings = get_settings()
     bootstrap.prepare(settings)
-    key = bootstrap.ensure_default_key(settings)
-    if key:
-        print(f"\nCreated tenant 'default'. Its API key (also in {settings.api_key_file}, mode 600):\n\n    {key}\n", flush=True)
+    prefix = bootstrap.ensure_default_key(settings)
+    if prefix:
+        # Not printed in full: terminals and their logs are read by more people than the key is for.
+        print(f"\nCreated tenant 'default' and its first API key ({prefix}...), written to {settings.api_key_file} (mode 600).\n"
+              f"Use it with:  curl -H \"Authorization: Bearer $(cat {settings.api_key_file})\" ...\n", flush=True)
     else:
         print(f"\nAPI key of tenant 'default': see {settings.api_key_file}\n", flush=True)
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], start_new_session=True)
@@ -129,10 +198,36 @@ def main(argv: list[str] | None = None) -> int:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key for a tenant (created if new)")
     create.add_argument("--tenant", required=True)
+    create.add_argument("--name", default="", help="what the key is for")
+    create.add_argument("--scopes", default="read,train,predict,admin", help="comma-separated: read, train, predict, admin")
+    create.add_argument("--expires-days", type=float, help="the key stops working after this many days")
     create.set_defaults(func=cmd_keys_create)
+    listing = keys_sub.add_parser("list", help="a tenant's keys (no secrets)")
+    listing.add_argument("--tenant", required=True)
+    listing.set_defaults(func=cmd_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id")
+    revoke.add_argument("--tenant", required=True)
+    revoke.set_defaults(func=cmd_keys_revoke)
+
+    tenants = sub.add_parser("tenants", help="tenants and their quotas")
+    tenants_sub = tenants.add_subparsers(dest="tenants_command", required=True)
+    quota = tenants_sub.add_parser("set-quota", help="set a tenant's quotas (created if new); 'none' removes one")
+    quota.add_argument("tenant")
+    quota.add_argument("--max-running-jobs", help="more jobs than this wait in the queue")
+    quota.add_argument("--max-queued-jobs", help="submits past this are refused (429)")
+    quota.add_argument("--max-storage-bytes", help="datasets, models and checkpoints: 50G, 512MiB (G = 10^9, GiB = 2^30)")
+    quota.set_defaults(func=cmd_tenants_set_quota)
+    show = tenants_sub.add_parser("show", help="a tenant's usage and quotas")
+    show.add_argument("tenant")
+    show.set_defaults(func=cmd_tenants_show)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KilnError as exc:  # a name that is not there, a scope that does not exist: said plainly
+        print(f"kiln: {exc.message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

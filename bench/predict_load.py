@@ -3,7 +3,10 @@ single-sample requests from 64 connections, batching off (KILN_PREDICT_MAX_BATCH
 the same run; then the model alone (no HTTP) at the same batch size, which is this machine's
 limit; then TorchServe tuned (../shared/peers/torchserve) with the same body and load.
 
-    python bench/predict_load.py [--duration 15] [--api-workers 2] [--no-peer]
+    python bench/predict_load.py [--duration 15] [--api-workers 2] [--no-peer] [--limit-pairs 2] [--redis-limits URL]
+
+Rate limits on against off (batching on, alternated pairs): the limit is set far above the load,
+so the ratio is what counting each request costs.
 
 Needs wrk (apt-get install wrk). Both servers get the same body: one real 28x28 MNIST test image
 in Kiln's predict JSON. Also runs a batch-inference job over the 10,000 test images and prints its
@@ -68,9 +71,13 @@ def wrk(url: str, key: str, body: Path, seconds: int, connections: int, workdir:
     }
 
 
-def serve_and_load(stack: Stack, key: str, model_id: str, body: Path, args, *, max_batch: int) -> dict:
-    """Starts `kiln api --workers N` with the batch limit, warms it, loads it with wrk, stops it."""
-    stack.env["KILN_PREDICT_MAX_BATCH"] = str(max_batch)
+# Rate limits on, set far above this load, so the runs measure what counting costs, not refusals.
+LIMIT_ON = "10000000/second"
+
+
+def serve_and_load(stack: Stack, key: str, model_id: str, body: Path, args, *, max_batch: int, env: dict[str, str]) -> dict:
+    """Starts `kiln api --workers N` with the batch limit and ``env``, warms it, loads it with wrk, stops it."""
+    stack.env.update({"KILN_PREDICT_MAX_BATCH": str(max_batch), **env})
     api = stack.start_api("--workers", str(args.api_workers))
     try:
         url = f"{stack.base_url}/v1/models/{model_id}/predict"
@@ -113,6 +120,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--no-peer", action="store_true", help="skip TorchServe")
+    parser.add_argument("--limit-pairs", type=int, default=2, help="rate limits off/on runs, alternated")
+    parser.add_argument("--redis-limits", metavar="URL", help="also count in this Redis (async+redis://127.0.0.1:6379/0)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,9 +147,17 @@ def main() -> None:
             body = Path(tmp) / "body.json"
             body.write_text(json.dumps({"inputs": [image.tolist()]}))
 
-            results = {}
-            for label, max_batch in (("kiln, batching off", 1), ("kiln, batching on", 32)):
-                results[label] = serve_and_load(stack, key, model_id, body, args, max_batch=max_batch)
+            results: dict[str, dict] = {}
+            # Every run sets both variables: a run must not inherit the one before it's store.
+            limits_on = {"KILN_RATE_LIMIT_PREDICT": LIMIT_ON, "KILN_RATE_LIMIT_STORAGE_URL": ""}
+            limits_off = {"KILN_RATE_LIMIT_PREDICT": "", "KILN_RATE_LIMIT_STORAGE_URL": ""}
+            runs = [("kiln, batching off", 1, limits_on), ("kiln, batching on", 32, limits_on)]
+            for i in range(args.limit_pairs):  # alternated, so drift in the machine falls on both sides
+                runs += [(f"kiln, limits off #{i + 1}", 32, limits_off), (f"kiln, limits on #{i + 1}", 32, limits_on)]
+                if args.redis_limits:
+                    runs.append((f"kiln, limits in redis #{i + 1}", 32, {**limits_on, "KILN_RATE_LIMIT_STORAGE_URL": args.redis_limits}))
+            for label, max_batch, env in runs:
+                results[label] = serve_and_load(stack, key, model_id, body, args, max_batch=max_batch, env=env)
                 time.sleep(2)
             forward_1 = model_only(stack, model_id, image, 1)
             forward_32 = model_only(stack, model_id, image, 32)
@@ -157,6 +174,11 @@ def main() -> None:
         print(f"{'torchserve tuned':28s} {peer['rps']:8.0f} {peer['p50']:8.1f} {peer['p99']:8.1f} {peer['non2xx']:8d}")
     on, off = results["kiln, batching on"], results["kiln, batching off"]
     print(f"\nbatching on / off: {on['rps'] / off['rps']:.2f}x requests/s")
+    for i in range(args.limit_pairs):
+        with_limits, without = results[f"kiln, limits on #{i + 1}"], results[f"kiln, limits off #{i + 1}"]
+        print(f"rate limits on / off (pair {i + 1}, in-process counters): {with_limits['rps'] / without['rps']:.3f}x requests/s")
+        if args.redis_limits:
+            print(f"rate limits in redis / off (pair {i + 1}): {results[f'kiln, limits in redis #{i + 1}']['rps'] / without['rps']:.3f}x requests/s")
     if peer:
         print(f"kiln batching on / torchserve tuned: {on['rps'] / peer['rps']:.2f}x requests/s, p99 {on['p99']:.1f} vs {peer['p99']:.1f} ms")
     print(f"model alone (preprocess + forward + softmax, 1 thread): {forward_1:,.0f} samples/s at batch 1, "

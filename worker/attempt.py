@@ -46,7 +46,7 @@ def run_attempt(job_id: str, settings: Settings, send: Send) -> str | None:
         job = lease.claim(session=session, job_id=job_id, worker_id=me, lease_seconds=settings.lease_seconds)
         session.commit()
     if job is None:
-        logger.info("job %s: not claimable (taken, finished or cancelled); skipping", job_id)
+        logger.info("job %s: not claimable (taken, finished, cancelled, or its tenant at its running-jobs quota); skipping", job_id)
         return None
     logger.info("job %s: attempt %d on %s", job_id, job.attempt, me)
     log.append(store, job_id, f"attempt {job.attempt} started on {me}")
@@ -84,7 +84,22 @@ def _run_and_record(job: Job, ctx: JobContext, settings: Settings, sessions: ses
         return None
     if outcome.state == "queued":
         return _hand_back(sessions, store, job, me, send)
-    return with_retries(lambda: _record(sessions, store, job, me, outcome), f"job {job_id}: record outcome")
+    state = with_retries(lambda: _record(sessions, store, job, me, outcome), f"job {job_id}: record outcome")
+    if state is not None:
+        _wake_next(sessions, send, job.tenant_id)
+    return state
+
+
+def _wake_next(sessions: sessionmaker[Session], send: Send, tenant_id: str) -> None:
+    """A job ended: if its tenant's running-jobs quota holds a queued job back, wake that one now
+    (the reconciler would, after KILN_REQUEUE_GRACE_SECONDS)."""
+    try:
+        with sessions() as session:
+            waiting = lease.next_waiting(session=session, tenant_id=tenant_id)
+        if waiting:
+            wake_worker(send, waiting)
+    except Exception:  # noqa: BLE001 - only a shortcut: the reconciler resends it anyway
+        logger.warning("could not wake the next job of tenant %s", tenant_id, exc_info=True)
 
 
 def failure(exc: Exception, job_id: str) -> Outcome:

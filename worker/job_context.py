@@ -50,6 +50,7 @@ class JobContext:
         self._stop: str | None = None
         self.resumed_from_step: int | None = None
         self._checkpoint_step: int | None = None  # the newest checkpoint this attempt wrote
+        self._checkpoint_bytes: int | None = None
         self._closing = threading.Event()
         self._beat_lock = threading.Lock()  # the heartbeat thread, a flush and a checkpoint's renewal take turns
         self._last_beat = time.monotonic()
@@ -93,6 +94,8 @@ class JobContext:
             self.store.write_bytes(best, data)
             self.store.write_bytes(best_info, orjson.dumps(
                 {"metric": self.settings.checkpoint_monitor, "value": monitored, "epoch": epoch, "step": step}))
+        # What the job's checkpoints take now, for its tenant's storage (sent with the next heartbeat).
+        self._checkpoint_bytes = self.store.size(layout.checkpoints_prefix(self.job_id))
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         checkpoints = self._step_checkpoints()
@@ -135,6 +138,12 @@ class JobContext:
         self._closing.set()
         self._thread.join()
 
+    def _progress_values(self) -> dict[str, int]:
+        values = dict(self._progress)
+        if self._checkpoint_bytes is not None:
+            values["checkpoint_bytes"] = self._checkpoint_bytes
+        return values
+
     def _beat_loop(self) -> None:
         while not self._closing.wait(self.settings.heartbeat_seconds):
             self.beat()
@@ -150,7 +159,7 @@ class JobContext:
                 with self.sessions() as session:
                     beat = lease.heartbeat(
                         session=session, job_id=self.job_id, worker_id=self.worker_id, attempt=self.attempt,
-                        lease_seconds=self.settings.lease_seconds, progress=dict(self._progress), latest_metrics=latest,
+                        lease_seconds=self.settings.lease_seconds, progress=self._progress_values(), latest_metrics=latest,
                         report={"resumed_from_step": self.resumed_from_step, "checkpoint_step": self._checkpoint_step,
                                 "last_step": self._progress.get("step"), "peak_memory_bytes": peak_memory_bytes()},
                     )

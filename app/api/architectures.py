@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.api.deps import CallerDep
+from app.api.deps import ReadCaller
+from app.api.errors import errors
 from app.core import architectures
 
 
@@ -27,6 +28,6 @@ class ArchitectureOut(BaseModel):
 router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
 
 
-@router.get("", response_model=list[ArchitectureOut])
-def list_architectures(caller: CallerDep):
+@router.get("", response_model=list[ArchitectureOut], operation_id="listArchitectures", responses=errors())
+def list_architectures(caller: ReadCaller):
     return [architectures.describe(name) for name in architectures.architecture_names()]

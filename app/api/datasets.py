@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.api.common import PageOut
-from app.api.deps import CallerDep, PageDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep
+from app.api.deps import PageDep, ReadCaller, ReadSessionDep, SessionDep, SettingsDep, StoreDep, TrainCaller, UploadCaller
+from app.api.errors import errors
 from app.core.datasets import ingest
 from app.core.datasets import service as dataset_service
 from app.core.db.tables import Dataset
@@ -66,14 +67,16 @@ def _options(raw: str | None) -> dict[str, Any]:
     return options
 
 
-@router.post("", status_code=201, response_model=DatasetOut)
+@router.post("", status_code=201, response_model=DatasetOut, operation_id="uploadDataset", responses=errors(413, 429))
 def upload_dataset(
-    caller: CallerDep, session: SessionDep, settings: SettingsDep, store: StoreDep, response: Response,
+    caller: UploadCaller, reads: ReadSessionDep, session: SessionDep, settings: SettingsDep, store: StoreDep, response: Response,
     file: Annotated[list[UploadFile], File(description="one or more files (IDX: the images and labels files, optionally the test pair)")],
     name: Annotated[str, Form(min_length=1, max_length=200)],
     format: Annotated[str, Form(description=f"one of: {', '.join(ingest.FORMATS)}")],
     options: Annotated[str | None, Form(description='JSON object, e.g. {"label_column": "species"} or {"size": [32, 32], "channels": 1}')] = None,
 ):
+    dataset_service.check_room(session=reads, tenant_id=caller.tenant_id)
+    reads.close()  # nothing stays open through the conversion
     uploads = [ingest.Upload(filename=f.filename or f"file{i}", file=f.file) for i, f in enumerate(file)]
     dataset = dataset_service.create(
         session=session, store=store, tenant_id=caller.tenant_id, name=name, fmt=format,
@@ -88,25 +91,25 @@ def upload_dataset(
     return DatasetOut.of(dataset)
 
 
-@router.get("", response_model=DatasetList)
-def list_datasets(caller: CallerDep, session: ReadSessionDep, page: PageDep):
+@router.get("", response_model=DatasetList, operation_id="listDatasets", responses=errors())
+def list_datasets(caller: ReadCaller, session: ReadSessionDep, page: PageDep):
     return DatasetList.of(dataset_service.list_datasets(session=session, tenant_id=caller.tenant_id, limit=page.limit, cursor=page.cursor))
 
 
-@router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: str, caller: CallerDep, session: ReadSessionDep):
+@router.get("/{dataset_id}", response_model=DatasetOut, operation_id="getDataset", responses=errors(404))
+def get_dataset(dataset_id: str, caller: ReadCaller, session: ReadSessionDep):
     return DatasetOut.of(dataset_service.get(session=session, tenant_id=caller.tenant_id, dataset_id=dataset_id))
 
 
-@router.delete("/{dataset_id}", status_code=204)
-def delete_dataset(dataset_id: str, caller: CallerDep, session: SessionDep, store: StoreDep):
+@router.delete("/{dataset_id}", status_code=204, operation_id="deleteDataset", responses=errors(404, 409))
+def delete_dataset(dataset_id: str, caller: TrainCaller, session: SessionDep, store: StoreDep):
     dataset_service.delete(session=session, store=store, tenant_id=caller.tenant_id, dataset_id=dataset_id)
     session.commit()
     return Response(status_code=204)
 
 
-@router.get("/{dataset_id}/preview", responses={200: {"content": {"image/png": {}, "application/json": {}}}})
-def preview_dataset(dataset_id: str, caller: CallerDep, session: ReadSessionDep, store: StoreDep, settings: SettingsDep,
+@router.get("/{dataset_id}/preview", operation_id="previewDataset", responses={**errors(404, 413), 200: {"content": {"image/png": {}, "application/json": {}}}})
+def preview_dataset(dataset_id: str, caller: ReadCaller, session: ReadSessionDep, store: StoreDep, settings: SettingsDep,
                     n: Annotated[int, Query(ge=1, le=256)] = 16):
     dataset = dataset_service.get(session=session, tenant_id=caller.tenant_id, dataset_id=dataset_id)
     session.close()  # the row is read: no connection stays held while the samples are drawn

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import CODES, KilnError, detail, error_body
@@ -14,8 +16,57 @@ from app.core.errors import CODES, KilnError, detail, error_body
 log = logging.getLogger("kiln.api")
 
 
-def error_response(exc: KilnError) -> JSONResponse:
-    return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code, headers=exc.headers)
+# -- the one error shape, as the OpenAPI schema documents it -------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int] = Field(description="where: body, query, path or header, then the field's path")
+    msg: str
+
+
+class ErrorContent(BaseModel):
+    code: str = Field(description="unauthorized, forbidden, not_found, conflict, payload_too_large, validation_error, "
+                                  "too_many_requests, quota_exceeded, unavailable, timeout, …")
+    message: str = Field(description="what is wrong, for a person: names the field, the limit and its setting")
+    details: list[ErrorDetail]
+
+
+class ErrorOut(BaseModel):
+    error: ErrorContent
+
+
+WHY = {
+    401: "no valid API key: missing, unknown, revoked or expired",
+    403: "the key does not have the scope this call needs",
+    404: "not found, or not yours (another tenant's resource is not found either)",
+    409: "the resource's state does not allow it now",
+    413: "over a size limit (the body, an upload, an answer) or the storage quota (code quota_exceeded)",
+    422: "invalid request: details name each field at fault",
+    429: "over the key's rate limit (Retry-After says when to come back) or the queued-jobs quota (code quota_exceeded)",
+    503: "over capacity for now; Retry-After says when to come back",
+    504: "the request waited longer than KILN_PREDICT_TIMEOUT_SECONDS",
+}
+RATE_LIMIT_HEADERS = {
+    "Retry-After": {"description": "seconds until the limit lets a request through (absent for a quota)", "schema": {"type": "integer"}},
+    "RateLimit-Limit": {"description": "requests in the limit's window", "schema": {"type": "integer"}},
+    "RateLimit-Remaining": {"description": "requests left in the window", "schema": {"type": "integer"}},
+    "RateLimit-Reset": {"description": "seconds until the window resets", "schema": {"type": "integer"}},
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers an operation documents: those of every authenticated call (401, 403, 422)
+    and ``statuses``, each with the one error schema."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in sorted({401, 403, 422, *statuses}):
+        documented[status] = {"model": ErrorOut, "description": WHY[status]}
+        if status in (429, 503):
+            documented[status]["headers"] = RATE_LIMIT_HEADERS if status == 429 else {"Retry-After": RATE_LIMIT_HEADERS["Retry-After"]}
+    return documented
+
+
+def error_response(exc: KilnError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code, headers={**(headers or {}), **(exc.headers or {})})
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -10,7 +10,8 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.common import ErrorInfo, JobState, PageOut, error_of, finite, fraction_done
-from app.api.deps import BrokerDep, CallerDep, PageDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep
+from app.api.deps import BrokerDep, PageDep, ReadCaller, ReadSessionDep, SessionDep, SettingsDep, StoreDep, SubmitCaller, TrainCaller
+from app.api.errors import errors
 from app.core.db.tables import Job
 from app.core.jobs import batch_inference
 from app.core.jobs import service as job_service
@@ -68,8 +69,8 @@ router = APIRouter(prefix="/v1/inference-jobs", tags=["inference jobs"])
 MEDIA_TYPES = {"csv": "text/csv", "npz": "application/octet-stream"}
 
 
-@router.post("", status_code=201, response_model=InferenceJobOut)
-def submit(body: InferenceJobIn, caller: CallerDep, session: SessionDep, settings: SettingsDep, broker: BrokerDep,
+@router.post("", status_code=201, response_model=InferenceJobOut, operation_id="submitInferenceJob", responses=errors(413, 429))
+def submit(body: InferenceJobIn, caller: SubmitCaller, session: SessionDep, settings: SettingsDep, broker: BrokerDep,
            request: Request, response: Response):
     job = batch_inference.create(session=session, tenant_id=caller.tenant_id, max_attempts=settings.max_attempts, **body.model_dump())
     session.commit()
@@ -78,26 +79,27 @@ def submit(body: InferenceJobIn, caller: CallerDep, session: SessionDep, setting
     return InferenceJobOut.of(job)
 
 
-@router.get("", response_model=InferenceJobList)
-def list_inference_jobs(caller: CallerDep, session: ReadSessionDep, page: PageDep, state: JobState | None = None):
+@router.get("", response_model=InferenceJobList, operation_id="listInferenceJobs", responses=errors())
+def list_inference_jobs(caller: ReadCaller, session: ReadSessionDep, page: PageDep, state: JobState | None = None):
     return InferenceJobList.of(job_service.list_jobs(session=session, tenant_id=caller.tenant_id, state=state, limit=page.limit, cursor=page.cursor,
                                   kind=batch_inference.KIND))
 
 
-@router.get("/{job_id}", response_model=InferenceJobOut)
-def get_inference_job(job_id: str, caller: CallerDep, session: ReadSessionDep):
+@router.get("/{job_id}", response_model=InferenceJobOut, operation_id="getInferenceJob", responses=errors(404))
+def get_inference_job(job_id: str, caller: ReadCaller, session: ReadSessionDep):
     return InferenceJobOut.of(job_service.get(session=session, tenant_id=caller.tenant_id, job_id=job_id, kind=batch_inference.KIND))
 
 
-@router.post("/{job_id}/cancel", response_model=InferenceJobOut)
-def cancel(job_id: str, caller: CallerDep, session: SessionDep):
+@router.post("/{job_id}/cancel", response_model=InferenceJobOut, operation_id="cancelInferenceJob", responses=errors(404, 409))
+def cancel(job_id: str, caller: TrainCaller, session: SessionDep):
     job = job_service.request_cancel(session=session, tenant_id=caller.tenant_id, job_id=job_id, kind=batch_inference.KIND)
     session.commit()
     return InferenceJobOut.of(job)
 
 
-@router.get("/{job_id}/results", response_class=FileResponse, responses={200: {"content": {"text/csv": {}, "application/octet-stream": {}}}})
-def results(job_id: str, caller: CallerDep, session: ReadSessionDep, store: StoreDep, format: Literal["csv", "npz"] = "csv"):
+@router.get("/{job_id}/results", response_class=FileResponse, operation_id="getInferenceJobResults",
+            responses={**errors(404, 409), 200: {"content": {"text/csv": {}, "application/octet-stream": {}}}})
+def results(job_id: str, caller: ReadCaller, session: ReadSessionDep, store: StoreDep, format: Literal["csv", "npz"] = "csv"):
     """The predictions: CSV (index, label, prediction, one probability column per class) or NPZ
     (predictions, probabilities, class_names, labels; loads with ``allow_pickle=False``)."""
     path = batch_inference.results_file(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id, fmt=format)

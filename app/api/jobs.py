@@ -10,7 +10,8 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from app.api.common import ErrorInfo, JobState, PageOut, error_of, finite, fraction_done
-from app.api.deps import BrokerDep, CallerDep, PageDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep
+from app.api.deps import BrokerDep, PageDep, ReadCaller, ReadSessionDep, SessionDep, SettingsDep, StoreDep, SubmitCaller, TrainCaller
+from app.api.errors import errors
 from app.core.db.tables import Job
 from app.core.errors import over_limit
 from app.core.jobs import metrics as metric_service
@@ -99,8 +100,8 @@ class PointsOut(BaseModel):
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-@router.post("", status_code=201, response_model=JobOut)
-def submit_job(spec: JobSpec, caller: CallerDep, session: SessionDep, settings: SettingsDep, broker: BrokerDep,
+@router.post("", status_code=201, response_model=JobOut, operation_id="submitJob", responses=errors(413, 429))
+def submit_job(spec: JobSpec, caller: SubmitCaller, session: SessionDep, settings: SettingsDep, broker: BrokerDep,
                request: Request, response: Response):
     job = job_service.create(session=session, tenant_id=caller.tenant_id, spec=spec, max_attempts=settings.max_attempts,
                              limits=JobLimits.of(settings))
@@ -110,19 +111,19 @@ def submit_job(spec: JobSpec, caller: CallerDep, session: SessionDep, settings: 
     return JobOut.of(job)
 
 
-@router.get("", response_model=JobList)
-def list_jobs(caller: CallerDep, session: ReadSessionDep, page: PageDep, state: JobState | None = None):
+@router.get("", response_model=JobList, operation_id="listJobs", responses=errors())
+def list_jobs(caller: ReadCaller, session: ReadSessionDep, page: PageDep, state: JobState | None = None):
     return JobList.of(job_service.list_jobs(session=session, tenant_id=caller.tenant_id, state=state, limit=page.limit, cursor=page.cursor))
 
 
-@router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: str, caller: CallerDep, session: ReadSessionDep):
+@router.get("/{job_id}", response_model=JobOut, operation_id="getJob", responses=errors(404))
+def get_job(job_id: str, caller: ReadCaller, session: ReadSessionDep):
     return JobOut.of(job_service.get(session=session, tenant_id=caller.tenant_id, job_id=job_id))
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsOut)
+@router.get("/{job_id}/metrics", response_model=MetricsOut, operation_id="getJobMetrics", responses=errors(404))
 def get_metrics(
-    job_id: str, caller: CallerDep, session: ReadSessionDep, settings: SettingsDep,
+    job_id: str, caller: ReadCaller, session: ReadSessionDep, settings: SettingsDep,
     names: Annotated[list[str] | None, Query(description="metric names; repeat or comma-separate")] = None,
     since_step: Annotated[int | None, Query(ge=0, description="points after this step")] = None,
     until_step: Annotated[int | None, Query(ge=0, description="points up to this step")] = None,
@@ -139,9 +140,9 @@ def get_metrics(
     return MetricsOut(job_id=job_id, series={n: s.points for n, s in series.items()}, total_points={n: s.total for n, s in series.items()})
 
 
-@router.get("/{job_id}/metrics/{name}/points", response_model=PointsOut)
+@router.get("/{job_id}/metrics/{name}/points", response_model=PointsOut, operation_id="getJobMetricPoints", responses=errors(404))
 def get_metric_points(
-    job_id: str, name: str, caller: CallerDep, session: ReadSessionDep, settings: SettingsDep,
+    job_id: str, name: str, caller: ReadCaller, session: ReadSessionDep, settings: SettingsDep,
     since_step: Annotated[int | None, Query(ge=0, description="points after this step")] = None,
     until_step: Annotated[int | None, Query(ge=0, description="points up to this step")] = None,
     limit: Annotated[int, Query(ge=1, description="points a page (at most KILN_MAX_METRIC_POINTS)")] = 1000,
@@ -163,20 +164,20 @@ def metric_names(names: list[str] | None, limit: int) -> list[str] | None:
     return wanted
 
 
-@router.get("/{job_id}/attempts", response_model=list[AttemptOut])
-def get_attempts(job_id: str, caller: CallerDep, session: ReadSessionDep):
+@router.get("/{job_id}/attempts", response_model=list[AttemptOut], operation_id="getJobAttempts", responses=errors(404))
+def get_attempts(job_id: str, caller: ReadCaller, session: ReadSessionDep):
     """Each attempt at the job, oldest first: which worker, how it ended, how far it got, its peak memory."""
     return [AttemptOut.model_validate(a, from_attributes=True) for a in job_service.attempts(session=session, tenant_id=caller.tenant_id,
                                                                                               job_id=job_id)]
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: str, caller: CallerDep, session: SessionDep):
+@router.post("/{job_id}/cancel", response_model=JobOut, operation_id="cancelJob", responses=errors(404, 409))
+def cancel_job(job_id: str, caller: TrainCaller, session: SessionDep):
     job = job_service.request_cancel(session=session, tenant_id=caller.tenant_id, job_id=job_id)
     session.commit()
     return JobOut.of(job)
 
 
-@router.get("/{job_id}/logs", response_class=PlainTextResponse)
-def get_logs(job_id: str, caller: CallerDep, session: ReadSessionDep, store: StoreDep):
+@router.get("/{job_id}/logs", response_class=PlainTextResponse, operation_id="getJobLogs", responses=errors(404))
+def get_logs(job_id: str, caller: ReadCaller, session: ReadSessionDep, store: StoreDep):
     return PlainTextResponse(job_service.read_log(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id))

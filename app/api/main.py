@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import architectures, datasets, health, inference_jobs, jobs, models
+from app.api import architectures, datasets, health, inference_jobs, jobs, keys, models, usage
 from app.api.broker import Broker
 from app.api.errors import install_error_handlers
-from app.api.middleware import BodySizeLimit, FormAsJson
+from app.api.middleware import BodySizeLimit, FormAsJson, RateLimitHeaders
 from app.api.predict import PredictFastLane
+from app.api.ratelimit import RateLimiter
 from app.core.artifacts.store import ArtifactStore
 from app.core.db.engine import session_factory
 from app.core.jobs.reconciler import Reconciler
@@ -55,10 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.broker = Broker(settings)
     app.state.serving = ServingRuntime(settings, app.state.sessions, app.state.store)
     app.state.callers = TTLCache(settings.auth_cache_seconds)
+    app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
-    for resource in (models, health, jobs, inference_jobs, datasets, architectures):
+    for resource in (models, health, jobs, inference_jobs, datasets, architectures, keys, usage):
         app.include_router(resource.router)
-    app.add_middleware(PredictFastLane)  # innermost of ours: inside the body limit and form-as-JSON
+    app.add_middleware(RateLimitHeaders)  # innermost: only what the router answers (the fast lane sets its own)
+    app.add_middleware(PredictFastLane)  # inside the body limit and form-as-JSON
     app.add_middleware(FormAsJson)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes, upload_max_bytes=settings.max_upload_bytes)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

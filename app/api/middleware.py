@@ -85,3 +85,27 @@ class FormAsJson:
                 scope = dict(scope)
                 scope["headers"] = [(n, b"application/json" if n == b"content-type" else v) for n, v in headers]
         await self.app(scope, receive, send)
+
+
+class RateLimitHeaders:
+    """Puts the ``RateLimit-*`` headers that a rate-limited route's dependency left in the request's
+    state (``deps.scoped``) on the answer, whatever answers: the route's model, a raw response (a
+    PNG, a file), or an error handler. The predict fast lane sets its own and never reaches this."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_limits(message):
+            if message["type"] == "http.response.start":
+                limits = scope.get("state", {}).get("rate_limit_headers")
+                if limits:
+                    present = {name.lower() for name, _ in message.get("headers", [])}
+                    extra = [(name.lower().encode(), value.encode()) for name, value in limits.items() if name.lower().encode() not in present]
+                    message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)

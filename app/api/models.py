@@ -12,7 +12,8 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.common import PageOut
-from app.api.deps import CallerDep, PageDep, ReadSessionDep, RuntimeDep, SessionDep
+from app.api.deps import PageDep, PredictCaller, ReadCaller, ReadSessionDep, RuntimeDep, SessionDep, TrainCaller
+from app.api.errors import errors
 from app.api.predict import predict_response
 from app.core import trained_models
 from app.core.db.tables import TrainedModel
@@ -95,16 +96,20 @@ class TransformOut(BaseModel):
     reconstructions: list[Any] = Field(description="one up-down pass, in raw units")
 
 
+# What a call that runs a model may answer besides 200: its model is missing or not ready, the
+# request or the answer is too large, the key is over its rate limit, the model over capacity.
+SERVING_ERRORS = errors(404, 409, 413, 429, 503, 504)
+
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.get("", response_model=ModelList)
-def list_models(caller: CallerDep, session: ReadSessionDep, page: PageDep):
+@router.get("", response_model=ModelList, operation_id="listModels", responses=errors())
+def list_models(caller: ReadCaller, session: ReadSessionDep, page: PageDep):
     return ModelList.of(trained_models.list_models(session=session, tenant_id=caller.tenant_id, limit=page.limit, cursor=page.cursor))
 
 
-@router.get("/{model_id}", response_model=ModelOut)
-def get_model(model_id: str, caller: CallerDep, session: ReadSessionDep):
+@router.get("/{model_id}", response_model=ModelOut, operation_id="getModel", responses=errors(404))
+def get_model(model_id: str, caller: ReadCaller, session: ReadSessionDep):
     return ModelOut.of(trained_models.get(session=session, tenant_id=caller.tenant_id, model_id=model_id))
 
 
@@ -123,8 +128,8 @@ PREDICT_BODY = {
 }
 
 
-@router.patch("/{model_id}", response_model=ModelOut)
-def update_model(model_id: str, body: ModelPatch, caller: CallerDep, session: SessionDep, runtime: RuntimeDep):
+@router.patch("/{model_id}", response_model=ModelOut, operation_id="updateModel", responses=errors(404, 413))
+def update_model(model_id: str, body: ModelPatch, caller: TrainCaller, session: SessionDep, runtime: RuntimeDep):
     """Per-model serving options. This API process applies them at once; others within
     ``KILN_MODEL_RECORD_CACHE_SECONDS``."""
     model = trained_models.set_serving(session=session, tenant_id=caller.tenant_id, model_id=model_id, options=body.serving.model_dump())
@@ -133,9 +138,9 @@ def update_model(model_id: str, body: ModelPatch, caller: CallerDep, session: Se
     return ModelOut.of(model)
 
 
-@router.post("/{model_id}/predict", response_model=PredictOut, openapi_extra=PREDICT_BODY)
+@router.post("/{model_id}/predict", response_model=PredictOut, openapi_extra=PREDICT_BODY, operation_id="predict", responses=SERVING_ERRORS)
 async def predict(
-    model_id: str, caller: CallerDep, request: Request, runtime: RuntimeDep,
+    model_id: str, caller: PredictCaller, request: Request, runtime: RuntimeDep,
     top_k: Annotated[int | None, Query(ge=1, description="also answer the k likeliest classes of each sample")] = None,
     checkpoint: Annotated[Literal["latest"] | None, Query(
         description="latest: answer from the newest weights; model_id may then be a training job's id, even while it runs")] = None,
@@ -146,8 +151,8 @@ async def predict(
     return await predict_response(request, runtime, caller.tenant_id, model_id, top_k, checkpoint)
 
 
-@router.post("/{model_id}/generate", response_model=GenerateOut, responses={200: {"content": {"image/png": {}}}})
-async def generate(model_id: str, body: GenerateIn, caller: CallerDep, runtime: RuntimeDep, format: Literal["json", "png"] = "json"):
+@router.post("/{model_id}/generate", response_model=GenerateOut, operation_id="generate", responses={**SERVING_ERRORS, 200: {"content": {"image/png": {}}}})
+async def generate(model_id: str, body: GenerateIn, caller: PredictCaller, runtime: RuntimeDep, format: Literal["json", "png"] = "json"):
     servable = await runtime.servable(caller.tenant_id, model_id)
     samples = await to_thread.run_sync(partial(runtime.generate, servable, body.n, body.seed, png=format == "png"))
     if format == "png":
@@ -155,8 +160,8 @@ async def generate(model_id: str, body: GenerateIn, caller: CallerDep, runtime: 
     return {"samples": samples}
 
 
-@router.post("/{model_id}/transform", response_model=TransformOut)
-async def transform(model_id: str, body: TransformIn, caller: CallerDep, runtime: RuntimeDep):
+@router.post("/{model_id}/transform", response_model=TransformOut, operation_id="transform", responses=SERVING_ERRORS)
+async def transform(model_id: str, body: TransformIn, caller: PredictCaller, runtime: RuntimeDep):
     servable = await runtime.servable(caller.tenant_id, model_id)
     return await to_thread.run_sync(runtime.transform, servable, body.inputs)
 
@@ -164,9 +169,10 @@ async def transform(model_id: str, body: TransformIn, caller: CallerDep, runtime
 EXPORT_SUFFIX = {"safetensors": "safetensors", "torchscript": "torchscript.pt", "onnx": "onnx"}
 
 
-@router.get("/{model_id}/export", response_class=FileResponse, responses={200: {"content": {"application/octet-stream": {}}}})
+@router.get("/{model_id}/export", response_class=FileResponse, operation_id="exportModel",
+            responses={**errors(404, 409), 200: {"content": {"application/octet-stream": {}}}})
 async def export_model(
-    model_id: str, caller: CallerDep, runtime: RuntimeDep,
+    model_id: str, caller: ReadCaller, runtime: RuntimeDep,
     format: Annotated[Literal["safetensors", "torchscript", "onnx"], Query(description="the file to download")],
 ):
     """The model as one file. TorchScript and ONNX take raw samples, as predict does, and give class

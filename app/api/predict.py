@@ -29,7 +29,7 @@ PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict$")
 
 
 async def predict_response(request: Request, runtime: ServingRuntime, tenant_id: str, model_id: str, top_k: int | None,
-                           checkpoint: str | None = None) -> Response:
+                           checkpoint: str | None = None, headers: dict[str, str] | None = None) -> Response:
     limits = runtime.limits
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         async def read_samples(servable: Servable) -> tuple[np.ndarray, None]:
@@ -39,7 +39,7 @@ async def predict_response(request: Request, runtime: ServingRuntime, tenant_id:
             return decode.json_samples(await request.body(), servable, limits)
     answered_by, body = await runtime.predict(tenant_id, model_id, latest=checkpoint == "latest", read_samples=read_samples, top_k=top_k)
     # Which weights answered: the model itself, or a training job's checkpoint (``job_...@step-N``).
-    return Response(body, media_type="application/json", headers={"Kiln-Model": answered_by})
+    return Response(body, media_type="application/json", headers={"Kiln-Model": answered_by, **(headers or {})})
 
 
 async def image_samples(request: Request, servable: Servable, limits: decode.Limits) -> np.ndarray:
@@ -92,12 +92,16 @@ class PredictFastLane:
             match = PREDICT_PATH.match(scope["path"])
             if match and not _multipart(scope):
                 request = Request(scope, receive)
+                limited: dict[str, str] = {}
                 try:
                     caller = await authenticate_request(request)
+                    caller.require("predict", f"POST {scope['path']}")
+                    limited = await request.app.state.rate_limiter.hit("predict", caller.key_id)
                     top_k, checkpoint = query_of(scope["query_string"])
-                    response = await predict_response(request, request.app.state.serving, caller.tenant_id, match.group(1), top_k, checkpoint)
+                    response = await predict_response(request, request.app.state.serving, caller.tenant_id, match.group(1), top_k, checkpoint,
+                                                      limited)
                 except KilnError as exc:
-                    response = error_response(exc)
+                    response = error_response(exc, limited)
                 return await response(scope, receive, send)
         await self.app(scope, receive, send)
 

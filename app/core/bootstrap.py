@@ -21,16 +21,17 @@ def prepare(settings: Settings) -> None:
 
 
 def ensure_default_key(settings: Settings) -> str | None:
-    """Creates the default tenant and its first key once. Returns the new key, or None if one existed."""
+    """Creates the default tenant and its first key once, into ``api_key_file`` (mode 600).
+    Returns the new key's prefix, or None if the tenant had a key."""
     with session_factory(settings.database_url)() as session:
         tenant = tenants.get_or_create_tenant(session=session, name=DEFAULT_TENANT)
         if tenants.has_keys(session=session, tenant=tenant):
             session.commit()
             return None
-        key = tenants.create_key(session=session, tenant=tenant)
+        key, secret = tenants.create_key(session=session, tenant=tenant, name="first key (kiln up)")
         session.commit()
     fd = os.open(settings.api_key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
+        f.write(secret + "\n")
     os.chmod(settings.api_key_file, 0o600)
-    return key
+    return key.prefix

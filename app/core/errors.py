@@ -18,6 +18,7 @@ CODES = {
 
 class KilnError(Exception):
     status_code = 400
+    error_code: str | None = None  # when the status's own code is not specific enough
 
     def __init__(self, message: str, details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -27,7 +28,7 @@ class KilnError(Exception):
 
     @property
     def code(self) -> str:
-        return CODES[self.status_code]
+        return self.error_code or CODES[self.status_code]
 
 
 class NotFound(KilnError):
@@ -38,6 +39,12 @@ class NotFound(KilnError):
 
 class Unauthorized(KilnError):
     status_code = 401
+
+
+class Forbidden(KilnError):
+    """A valid key without the scope the request needs."""
+
+    status_code = 403
 
 
 class Conflict(KilnError):
@@ -52,6 +59,26 @@ class InvalidInput(KilnError):
 
 class PayloadTooLarge(KilnError):
     status_code = 413
+
+
+class TooManyRequests(KilnError):
+    """Over a rate limit; ``Retry-After`` says when to come back."""
+
+    status_code = 429
+
+
+class JobQuotaExceeded(KilnError):
+    """The tenant has as many jobs waiting as its quota allows."""
+
+    status_code = 429
+    error_code = "quota_exceeded"
+
+
+class StorageQuotaExceeded(KilnError):
+    """The tenant's datasets, models and checkpoints take all the storage its quota allows."""
+
+    status_code = 413
+    error_code = "quota_exceeded"
 
 
 class Unavailable(KilnError):

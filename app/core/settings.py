@@ -10,7 +10,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from limits import parse_many
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,8 +68,24 @@ class Settings(BaseSettings):
     predict_max_delay_ms: float = Field(2.0, ge=0, description="how long an idle model waits for a batch to fill")
     predict_max_queue: int = Field(16_384, ge=1, description="samples waiting per model before requests get 503")
     predict_timeout_seconds: float = Field(30.0, gt=0, description="a predict request waiting longer gets 504")
-    auth_cache_seconds: float = Field(10.0, ge=0, description="how long a process trusts a checked API key")
+    auth_cache_seconds: float = Field(10.0, ge=0, description="how long a process trusts a checked API key, and remembers a refused one")
+
+    # Rate limits per API key, in the `limits` notation ("20/second;600/minute"); empty: no limit.
+    rate_limit_predict: str = Field("5000/second", description="predict, generate and transform requests")
+    rate_limit_submit: str = Field("50/second", description="job submits (training and batch inference)")
+    rate_limit_upload: str = Field("10/second", description="dataset uploads")
+    rate_limit_storage_url: str = Field("", description="where the counters live; default: the broker's Redis, else in the process")
     model_record_cache_seconds: float = Field(5.0, ge=0, description="how long a process trusts a model's record")
+
+    @field_validator("rate_limit_predict", "rate_limit_submit", "rate_limit_upload")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(f"not a rate limit: {value!r} (write it like '20/second' or '20/second;600/minute')") from None
+        return value.strip()
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> "Settings":

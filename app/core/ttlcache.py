@@ -37,3 +37,8 @@ class TTLCache(Generic[V]):
     def drop(self, key: Hashable) -> None:
         with self._lock:
             self._items.pop(key, None)
+
+    def drop_values(self, predicate) -> None:
+        """Forgets every entry whose value matches (a revoked key's caller, whatever its secret)."""
+        with self._lock:
+            self._items = {k: v for k, v in self._items.items() if not predicate(v[1])}

@@ -31,10 +31,10 @@ def client(settings) -> TestClient:
 def new_key(settings):
     """Makes keys for fresh tenants, so each test sees only its own rows."""
 
-    def make(tenant: str | None = None) -> dict[str, str]:
+    def make(tenant: str | None = None, scopes: list[str] | None = None) -> dict[str, str]:
         with session_factory(settings.database_url)() as session:
             t = tenants.get_or_create_tenant(session=session, name=tenant or f"t-{secrets.token_hex(4)}")
-            key = tenants.create_key(session=session, tenant=t)
+            _, key = tenants.create_key(session=session, tenant=t, scopes=scopes)
             session.commit()
         return {"Authorization": f"Bearer {key}"}
 
@@ -51,6 +51,6 @@ def owner(settings, request) -> dict[str, str]:
     """A tenant shared by one module's tests, for the models it trains once."""
     with session_factory(settings.database_url)() as session:
         tenant = tenants.get_or_create_tenant(session=session, name=f"owner-{request.module.__name__.rsplit('.', 1)[-1]}")
-        key = tenants.create_key(session=session, tenant=tenant)
+        _, key = tenants.create_key(session=session, tenant=tenant)
         session.commit()
     return {"Authorization": f"Bearer {key}"}

@@ -43,6 +43,12 @@ class Stack:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    def kiln_fails(self, *args: str) -> str:
+        """A ``kiln`` command that must fail; its error output."""
+        done = subprocess.run([PYTHON, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0, done.stdout
+        return done.stderr
+
     def _spawn(self, label: str, *args: str) -> subprocess.Popen:
         log = open(self.logs / f"{label}-{len(self.processes)}.log", "w")
         proc = subprocess.Popen([PYTHON, "-m", "app.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

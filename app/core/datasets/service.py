@@ -11,14 +11,14 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core import images, scoped
+from app.core import images, quotas, scoped
 from app.core.artifacts import layout
 from app.core.artifacts.store import ArtifactStore
 from app.core.datasets import ingest
 from app.core.datasets.arrays import load_raw
 from app.core.datasets.catalog import BUILTIN_NAMES, DatasetInfo, builtin_dataset
 from app.core.db.tables import Dataset, Job
-from app.core.errors import Conflict, InvalidInput, PayloadTooLarge, detail, over_limit
+from app.core.errors import Conflict, InvalidInput, PayloadTooLarge, StorageQuotaExceeded, detail, over_limit
 from app.core.ids import new_id
 from app.core.paging import Page, newest_page
 
@@ -30,7 +30,11 @@ def create(
     uploads: list[ingest.Upload], options: dict[str, Any], limits: ingest.IngestLimits,
 ) -> Dataset:
     """Converts into a staging folder and moves it into place only when every check passed.
-    The caller commits; if that fails it calls ``discard`` so no file outlives its row."""
+    The caller commits; if that fails it calls ``discard`` so no file outlives its row.
+
+    ``session`` must not have begun before this (on SQLite its first statement takes the write
+    lock, which must not be held through a conversion): the storage quota is checked once the
+    size is known; ``check_room`` is the early check, on a read-only session."""
     if fmt not in ingest.FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}; one of: {', '.join(ingest.FORMATS)}", [detail(["body", "format"], f"one of: {', '.join(ingest.FORMATS)}")])
     dataset_id = new_id("ds")
@@ -54,9 +58,19 @@ def create(
         details={k: v for k, v in description.items() if k not in known and k != "files"},
         **{k: description[k] for k in known},
     )
+    try:
+        quotas.check_storage(session=session, tenant_id=tenant_id, adding=dataset.size_bytes)
+    except StorageQuotaExceeded:
+        discard(store, dataset_id)
+        raise
     session.add(dataset)
     session.flush()
     return dataset
+
+
+def check_room(*, session: Session, tenant_id: str) -> None:
+    """Before an upload is converted: refuse at once if the tenant's storage is used up."""
+    quotas.check_storage(session=session, tenant_id=tenant_id, lock=False)
 
 
 def discard(store: ArtifactStore, dataset_id: str) -> None:

@@ -43,6 +43,10 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Quotas set by the operator (kiln tenants set-quota); null: no limit.
+    max_running_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_queued_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_storage_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ApiKey(Base):
@@ -53,7 +57,12 @@ class ApiKey(Base):
     # sha256 of the key: keys are 256 random bits, so a fast hash is enough and a lookup is one index probe.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    # What the key may do: read, train, predict, admin (tenants.SCOPES).
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
@@ -87,6 +96,8 @@ class Job(Base):
     step: Mapped[int] = mapped_column(BigInteger, default=0)
     total_steps: Mapped[int] = mapped_column(BigInteger, default=0)
     latest_metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    # What the job's checkpoints take in the artifact store (the newest few and the best), for the tenant's storage.
+    checkpoint_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # What the submit check estimated a worker needs: {"parameters", "memory_bytes"}; null for batch-inference jobs.
     estimate: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
 

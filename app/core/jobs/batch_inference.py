@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 import models
-from app.core import trained_models
+from app.core import quotas, trained_models
 from app.core.artifacts import layout
 from app.core.artifacts.store import ArtifactStore
 from app.core.datasets import service as dataset_service
@@ -30,6 +30,7 @@ KIND = "inference"
 def create(
     *, session: Session, tenant_id: str, model_id: str, dataset_id: str, split: str | None, batch_size: int, max_attempts: int,
 ) -> Job:
+    quotas.check_can_queue(session=session, tenant_id=tenant_id)
     model = trained_models.find(session=session, tenant_id=tenant_id, model_id=model_id)
     if model is None:
         raise InvalidInput(f"unknown model {model_id!r}", [detail(["body", "model_id"], "not one of your models")])

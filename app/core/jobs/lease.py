@@ -7,19 +7,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core.db.clock import db_now
-from app.core.db.tables import Job, JobAttempt
+from app.core.db.tables import Job, JobAttempt, Tenant
 from app.core.jobs.outcome import Outcome
 
 
 def claim(*, session: Session, job_id: str, worker_id: str, lease_seconds: float) -> Job | None:
-    """One atomic conditional UPDATE: the job is ours if it was queued, or running on an expired lease.
+    """One atomic conditional UPDATE: the job is ours if it was queued, or running on an expired lease,
+    and its tenant runs fewer jobs than its ``max_running_jobs``.
 
-    Returns the claimed job (attempt already incremented), or None: someone else has it, or it is done.
+    Returns the claimed job (attempt already incremented), or None: someone else has it, it is done,
+    or it waits for one of its tenant's jobs to end (it stays queued; ``next_waiting`` wakes it).
     """
+    if _at_running_quota(session, job_id):
+        return None
     claimed = session.execute(
         update(Job)
         .where(
@@ -41,6 +45,26 @@ def claim(*, session: Session, job_id: str, worker_id: str, lease_seconds: float
     session.execute(insert(JobAttempt).values(job_id=job.id, attempt=job.attempt, tenant_id=job.tenant_id, worker_id=worker_id,
                                               started_at=db_now(), last_step=job.step))
     return job
+
+
+def _at_running_quota(session: Session, job_id: str) -> bool:
+    # The tenant's row is locked first (PostgreSQL), so two claims for one tenant count one after the other.
+    quota = session.scalar(select(Tenant.max_running_jobs).join(Job, Job.tenant_id == Tenant.id).where(Job.id == job_id)
+                           .with_for_update(of=Tenant))
+    if quota is None:
+        return False
+    tenant_id = select(Job.tenant_id).where(Job.id == job_id).scalar_subquery()
+    running = session.scalar(select(func.count()).where(Job.tenant_id == tenant_id, Job.state == "running", Job.id != job_id))
+    return running >= quota
+
+
+def next_waiting(*, session: Session, tenant_id: str) -> str | None:
+    """The tenant's oldest queued job, if a running-jobs quota may be holding it back: the worker
+    that ends a job wakes it, so it does not wait for the reconciler to resend its message."""
+    if session.scalar(select(Tenant.max_running_jobs).where(Tenant.id == tenant_id)) is None:
+        return None
+    return session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.state == "queued", Job.cancel_requested.is_(False))
+                          .order_by(Job.created_at, Job.id).limit(1))
 
 
 def _owned(job_id: str, worker_id: str, attempt: int):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.core import scoped, trained_models
+from app.core import quotas, scoped, trained_models
 from app.core.artifacts.store import ArtifactStore
 from app.core.datasets import service as dataset_service
 from app.core.db.clock import db_now
@@ -26,6 +26,7 @@ from app.core.paging import Page, newest_page
 
 
 def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int, limits: JobLimits | None = None) -> Job:
+    quotas.check_can_queue(session=session, tenant_id=tenant_id)
     info = dataset_service.resolve(session=session, tenant_id=tenant_id, ref=spec.data.dataset)
     source = None
     if spec.model.init_from is not None:
