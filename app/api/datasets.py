@@ -70,9 +70,10 @@ def _options(raw: str | None) -> dict[str, Any]:
 @router.post("", status_code=201, response_model=DatasetOut, operation_id="uploadDataset", responses=errors(413, 429))
 def upload_dataset(
     caller: UploadCaller, reads: ReadSessionDep, session: SessionDep, settings: SettingsDep, store: StoreDep, response: Response,
-    file: Annotated[list[UploadFile], File(description="one or more files (IDX: the images and labels files, optionally the test pair)")],
+    file: Annotated[list[UploadFile], File(min_length=1, description="one or more files (IDX: the images and labels files, optionally the test pair)")],
     name: Annotated[str, Form(min_length=1, max_length=200)],
-    format: Annotated[str, Form(description=f"one of: {', '.join(ingest.FORMATS)}")],
+    # A plain string, so an unknown format gets the service's own message; the schema still lists them.
+    format: Annotated[str, Form(description="the upload's format", json_schema_extra={"enum": list(ingest.FORMATS)})],
     options: Annotated[str | None, Form(description='JSON object, e.g. {"label_column": "species"} or {"size": [32, 32], "channels": 1}')] = None,
 ):
     dataset_service.check_room(session=reads, tenant_id=caller.tenant_id)

@@ -15,6 +15,7 @@ from app.core import tenants
 from app.core.artifacts.store import ArtifactStore
 from app.core.db.engine import read_only
 from app.core.errors import Unauthorized
+from app.core.paging import CURSOR_PATTERN
 from app.core.settings import Settings
 from app.core.tenants import Caller
 from app.serving.runtime import ServingRuntime
@@ -125,7 +126,8 @@ AdminCaller = Annotated[Caller, Depends(scoped("admin"))]
 class PageQuery:
     """``?limit=&cursor=``: one page of a list, newest first; ``next_cursor`` of the last answer asks for the next."""
 
-    def __init__(self, limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: Annotated[str | None, Query(max_length=500)] = None):
+    def __init__(self, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                 cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")] = None):
         self.limit, self.cursor = limit, cursor
 
 

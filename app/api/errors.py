@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.core.errors import CODES, KilnError, detail, error_body
 
@@ -69,6 +70,17 @@ def error_response(exc: KilnError, headers: dict[str, str] | None = None) -> JSO
     return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code, headers={**(headers or {}), **(exc.headers or {})})
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path: FastAPI has one route per method and path, and
+    Starlette's 405 names only the first route's."""
+    methods: set[str] = set()
+    for route in request.app.state.api_routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KilnError)
     async def _kiln_error(_: Request, exc: KilnError):
@@ -81,9 +93,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("validation_error", f"invalid request: {summary}", details), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException):
-        code = CODES.get(exc.status_code, "error")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None))
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:
+            # The framework could not parse the body (not UTF-8, a broken multipart): invalid input, like any other.
+            message = f"invalid request: the body cannot be read ({exc.detail})"
+            return JSONResponse(error_body("validation_error", message, [detail(["body"], str(exc.detail))]), 422)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(error_body(CODES.get(exc.status_code, "error"), str(exc.detail)), exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -15,14 +15,15 @@ from app.api.errors import errors
 from app.core.db.tables import Job
 from app.core.jobs import batch_inference
 from app.core.jobs import service as job_service
+from app.core.json_input import Integer
 
 
 class InferenceJobIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
     model_id: str = Field(max_length=40, description="one of your models (a classifier)")
     dataset_id: str = Field(max_length=200, description="one of your dataset ids, or a builtin:... name")
     split: Literal["test", "train", "all"] | None = Field(None, description="which samples; default: test if the dataset has one, else train")
-    batch_size: int = Field(256, ge=1, le=8192)
+    batch_size: Integer = Field(256, ge=1, le=8192)
 
 
 class InferenceProgress(BaseModel):

@@ -18,7 +18,7 @@ from app.core.jobs import metrics as metric_service
 from app.core.jobs import service as job_service
 from app.core.jobs.spec import JobSpec
 from app.core.jobs.validation import JobLimits
-from app.core.paging import step_cursor, step_of_cursor
+from app.core.paging import STEP_CURSOR_PATTERN, step_cursor, step_of_cursor
 
 
 class Progress(BaseModel):
@@ -97,6 +97,8 @@ class PointsOut(BaseModel):
     next_cursor: str | None
 
 
+MAX_STEP = 2**63 - 1  # steps are 64-bit columns: a larger number is no step, and the database would overflow on it
+
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
@@ -121,20 +123,21 @@ def get_job(job_id: str, caller: ReadCaller, session: ReadSessionDep):
     return JobOut.of(job_service.get(session=session, tenant_id=caller.tenant_id, job_id=job_id))
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsOut, operation_id="getJobMetrics", responses=errors(404))
+@router.get("/{job_id}/metrics", response_model=MetricsOut, operation_id="getJobMetrics", responses=errors(404, 413))
 def get_metrics(
-    job_id: str, caller: ReadCaller, session: ReadSessionDep, settings: SettingsDep,
-    names: Annotated[list[str] | None, Query(description="metric names; repeat or comma-separate")] = None,
-    since_step: Annotated[int | None, Query(ge=0, description="points after this step")] = None,
-    until_step: Annotated[int | None, Query(ge=0, description="points up to this step")] = None,
-    max_points: Annotated[int, Query(ge=4, description="per series (at most KILN_MAX_METRIC_POINTS); a longer series keeps the first, "
-                                                       "last, lowest and highest point of each of max_points/4 stretches of steps (M4)")] = 1000,
+    job_id: str, caller: ReadCaller, session: ReadSessionDep, settings: SettingsDep, request: Request,
+    # Declared as one string (what a query value is on the wire); repeats are read from the request below.
+    names: Annotated[str | None, Query(description="metric names, comma-separated (or repeat the parameter)")] = None,
+    since_step: Annotated[int | None, Query(ge=0, le=MAX_STEP, description="points after this step")] = None,
+    until_step: Annotated[int | None, Query(ge=0, le=MAX_STEP, description="points up to this step")] = None,
+    max_points: Annotated[int, Query(ge=4, le=MAX_STEP, description="per series, at most KILN_MAX_METRIC_POINTS (10,000; a larger ask gets that many); "
+                                                       "a longer series keeps the first, last, lowest and highest point of each of "
+                                                       "max_points/4 stretches of steps (M4)")] = 1000,
 ):
     """Every series of the job, each at most ``max_points`` long: a chart of a million points costs
     what one of a thousand does. For every raw point, page through ``/metrics/{name}/points``."""
-    wanted = metric_names(names, settings.max_query_list)
-    if max_points > settings.max_metric_points:
-        raise over_limit("max_points", max_points, settings.max_metric_points, "KILN_MAX_METRIC_POINTS", ["query", "max_points"])
+    wanted = metric_names(request.query_params.getlist("names"), settings.max_query_list)
+    max_points = min(max_points, settings.max_metric_points)  # "at most": a larger ask is answered with the cap
     series = metric_service.series(session=session, tenant_id=caller.tenant_id, job_id=job_id, names=wanted, since_step=since_step,
                                    until_step=until_step, max_points=max_points)
     return MetricsOut(job_id=job_id, series={n: s.points for n, s in series.items()}, total_points={n: s.total for n, s in series.items()})
@@ -143,14 +146,13 @@ def get_metrics(
 @router.get("/{job_id}/metrics/{name}/points", response_model=PointsOut, operation_id="getJobMetricPoints", responses=errors(404))
 def get_metric_points(
     job_id: str, name: str, caller: ReadCaller, session: ReadSessionDep, settings: SettingsDep,
-    since_step: Annotated[int | None, Query(ge=0, description="points after this step")] = None,
-    until_step: Annotated[int | None, Query(ge=0, description="points up to this step")] = None,
-    limit: Annotated[int, Query(ge=1, description="points a page (at most KILN_MAX_METRIC_POINTS)")] = 1000,
-    cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")] = None,
+    since_step: Annotated[int | None, Query(ge=0, le=MAX_STEP, description="points after this step")] = None,
+    until_step: Annotated[int | None, Query(ge=0, le=MAX_STEP, description="points up to this step")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_STEP, description="points a page, at most KILN_MAX_METRIC_POINTS (10,000; a larger ask gets that many)")] = 1000,
+    cursor: Annotated[str | None, Query(pattern=STEP_CURSOR_PATTERN, description="next_cursor of the previous page")] = None,
 ):
     """One metric's raw points, in step order, a page at a time."""
-    if limit > settings.max_metric_points:
-        raise over_limit("limit", limit, settings.max_metric_points, "KILN_MAX_METRIC_POINTS", ["query", "limit"])
+    limit = min(limit, settings.max_metric_points)  # a page may always be shorter than asked
     after = step_of_cursor(cursor) if cursor else since_step
     found, last = metric_service.points(session=session, tenant_id=caller.tenant_id, job_id=job_id, name=name, since_step=after,
                                         until_step=until_step, limit=limit)

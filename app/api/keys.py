@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.common import PageOut
 from app.api.deps import AdminCaller, PageDep, ReadSessionDep, SessionDep
@@ -19,6 +19,7 @@ Scope = Literal["read", "train", "predict", "admin"]
 
 
 class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(min_length=1, max_length=100, description="what the key is for (an application, a person)")
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=4, description=(
         "read: see the tenant's jobs, datasets and models; train: submit and cancel jobs, upload and delete datasets; "

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import architectures, datasets, health, inference_jobs, jobs, keys, models, usage
+from app.api import architectures, datasets, health, inference_jobs, jobs, keys, models, openapi, usage
 from app.api.broker import Broker
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimit, FormAsJson, RateLimitHeaders
@@ -58,8 +58,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.callers = TTLCache(settings.auth_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
-    for resource in (models, health, jobs, inference_jobs, datasets, architectures, keys, usage):
+    build_openapi = app.openapi
+    app.openapi = lambda: app.openapi_schema or openapi.finish(build_openapi(), settings)
+    resources = (models, health, jobs, inference_jobs, datasets, architectures, keys, usage)
+    for resource in resources:
         app.include_router(resource.router)
+    # The routes as declared (each router carries its prefix): newer FastAPI nests included
+    # routers, so the app's own route list is no place to look a path up.
+    app.state.api_routes = [route for resource in resources for route in resource.router.routes]
     app.add_middleware(RateLimitHeaders)  # innermost: only what the router answers (the fast lane sets its own)
     app.add_middleware(PredictFastLane)  # inside the body limit and form-as-JSON
     app.add_middleware(FormAsJson)

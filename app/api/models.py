@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.common import PageOut
 from app.api.deps import PageDep, PredictCaller, ReadCaller, ReadSessionDep, RuntimeDep, SessionDep, TrainCaller
 from app.api.errors import errors
-from app.api.predict import predict_response
+from app.api.predict import MAX_TOP_K, predict_response
 from app.core import trained_models
 from app.core.db.tables import TrainedModel
+from app.core.json_input import Integer, bounded_integer
 
 
 class ModelOut(BaseModel):
@@ -46,13 +47,13 @@ class ModelOut(BaseModel):
 
 
 class ServingOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    max_batch_size: int | None = Field(None, ge=1, le=4096, description="samples per forward pass (KILN_PREDICT_MAX_BATCH)")
+    model_config = ConfigDict(extra="forbid", strict=True)
+    max_batch_size: bounded_integer(ge=1, le=4096) | None = Field(None, description="samples per forward pass (KILN_PREDICT_MAX_BATCH)")
     max_delay_ms: float | None = Field(None, ge=0, le=1000, description="how long an idle model waits for company (KILN_PREDICT_MAX_DELAY_MS)")
 
 
 class ModelPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     serving: ServingOptions
 
 
@@ -64,11 +65,17 @@ class ModelList(PageOut):
     next_cursor: str | None
 
 
+# A sample: an array (of numbers, or of arrays, as deep as the model's sample shape). The runtime
+# checks shape and numbers, far cheaper than pydantic on nested lists; this is the schema's word.
+# Written as anyOf rather than a list of types, which client generators cannot read.
+SAMPLE = {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "array", "items": {}}]}}
+
+
 class PredictIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    # Items are checked by the runtime (shape, numbers), which is far cheaper than pydantic on nested lists.
-    inputs: list[Any] = Field(min_length=1, description="samples exactly as in the dataset, e.g. 8x8 values 0-16 for builtin:digits")
-    lengths: list[Any] | None = Field(None, description="sequence models: each sample's real length (default: all of it)")
+    model_config = ConfigDict(extra="forbid", strict=True)
+    inputs: list[Any] = Field(min_length=1, json_schema_extra={"items": SAMPLE},
+                              description="samples exactly as in the dataset, e.g. 8x8 values 0-16 for builtin:digits")
+    lengths: list[Annotated[int, Field(ge=1)]] | None = Field(None, description="sequence models: each sample's real length (default: all of it)")
 
 
 class PredictOut(BaseModel):
@@ -77,9 +84,9 @@ class PredictOut(BaseModel):
 
 
 class GenerateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    n: int = Field(16, ge=1, le=256)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="the same seed gives the same samples")
+    model_config = ConfigDict(extra="forbid", strict=True)
+    n: Integer = Field(16, ge=1, le=256)
+    seed: bounded_integer(ge=0, le=2**31 - 1) | None = Field(None, description="the same seed gives the same samples")
 
 
 class GenerateOut(BaseModel):
@@ -87,8 +94,8 @@ class GenerateOut(BaseModel):
 
 
 class TransformIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    inputs: list[Any] = Field(min_length=1)
+    model_config = ConfigDict(extra="forbid", strict=True)
+    inputs: list[Any] = Field(min_length=1, json_schema_extra={"items": SAMPLE}, description="samples exactly as in the dataset")
 
 
 class TransformOut(BaseModel):
@@ -120,7 +127,7 @@ PREDICT_BODY = {
             "application/json": {"schema": PredictIn.model_json_schema()},
             "multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
-                "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                "properties": {"file": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"},
                                         "description": "PNG or JPEG images, one sample each, converted to the model's channels and size"}},
             }},
         },
@@ -141,7 +148,7 @@ def update_model(model_id: str, body: ModelPatch, caller: TrainCaller, session: 
 @router.post("/{model_id}/predict", response_model=PredictOut, openapi_extra=PREDICT_BODY, operation_id="predict", responses=SERVING_ERRORS)
 async def predict(
     model_id: str, caller: PredictCaller, request: Request, runtime: RuntimeDep,
-    top_k: Annotated[int | None, Query(ge=1, description="also answer the k likeliest classes of each sample")] = None,
+    top_k: Annotated[int | None, Query(ge=1, le=MAX_TOP_K, description="also answer the k likeliest classes of each sample")] = None,
     checkpoint: Annotated[Literal["latest"] | None, Query(
         description="latest: answer from the newest weights; model_id may then be a training job's id, even while it runs")] = None,
 ):

@@ -67,17 +67,17 @@ def query_of(query_string: bytes) -> tuple[int | None, str | None]:
     return top_k_of(query.get("top_k")), checkpoint
 
 
+MAX_TOP_K = 2**31 - 1  # as the route's schema says
+
+
 def top_k_of(raw: str | None) -> int | None:
-    """An integer of at least 1, or absent."""
+    """An integer from 1 to MAX_TOP_K, or absent."""
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise InvalidInput("invalid request: query.top_k: must be an integer of at least 1",
-                           [detail(["query", "top_k"], "must be an integer of at least 1")])
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else 0
+    if not 1 <= value <= MAX_TOP_K:
+        raise InvalidInput(f"invalid request: query.top_k: must be an integer from 1 to {MAX_TOP_K}",
+                           [detail(["query", "top_k"], f"must be an integer from 1 to {MAX_TOP_K}")])
     return value
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 import models
 from app.core.errors import InvalidInput, detail
+from app.core.json_input import Integer
 
 _BOUND_KEYS = ("ge", "gt", "le", "lt", "max_length", "min_length")
 
@@ -23,10 +24,8 @@ def _field_type(f: dataclasses.Field, base: Any) -> Any:
     if typing.get_origin(base) is list:
         (item,) = typing.get_args(base)
         item_bounds = {k[5:]: v for k, v in meta.items() if k.startswith("item_")}
-        return list[Annotated[item, Field(strict=item is not float, **item_bounds)]]
-    if base is bool:
-        return Annotated[bool, Field(strict=True)]
-    return base
+        return list[Annotated[Integer if item is int else item, Field(**item_bounds)]]
+    return Integer if base is int else base
 
 
 @lru_cache(maxsize=None)
@@ -38,7 +37,8 @@ def params_model(name: str) -> type[BaseModel]:
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         bounds = {k: v for k, v in f.metadata.items() if k in _BOUND_KEYS}
         fields[f.name] = (_field_type(f, hints[f.name]), Field(default, description=f.metadata.get("description"), **bounds))
-    return create_model(f"{name}_params", __config__=ConfigDict(extra="forbid"), **fields)
+    # Strict, as every request body: a boolean is not a number, nor "3" an integer (ints do count as floats).
+    return create_model(f"{name}_params", __config__=ConfigDict(extra="forbid", strict=True), **fields)
 
 
 def architecture_names() -> list[str]:

@@ -7,9 +7,14 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+import models
+from app.core.json_input import Integer, bounded_integer
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No unknown fields, and no coercion: a boolean is not a number, nor "3" an integer (JSON's own
+    # types only; an integer does count as a float).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class InitFromSpec(_Strict):
@@ -19,7 +24,8 @@ class InitFromSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    architecture: str = Field(min_length=1, max_length=64, examples=["lenet5"])
+    architecture: str = Field(min_length=1, max_length=64, examples=["lenet5"],
+                              json_schema_extra={"enum": models.names()}, description="GET /v1/architectures lists them")
     params: dict[str, Any] = Field(default_factory=dict, description="omitted with init_from: the source model's")
     init_from: InitFromSpec | None = Field(None, description="transfer learning: start from a finished model's weights")
 
@@ -31,7 +37,7 @@ class DataSpec(_Strict):
 
 
 class AugmentationSpec(_Strict):
-    random_crop_padding: int = Field(0, ge=0, le=16, description="pad each side by this many pixels, then crop back at a random offset")
+    random_crop_padding: Integer = Field(0, ge=0, le=16, description="pad each side by this many pixels, then crop back at a random offset")
     horizontal_flip: bool = Field(False, description="flip half of each batch left-right")
 
 
@@ -43,10 +49,14 @@ class SGDSpec(_Strict):
     weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty")
 
 
+Beta = Annotated[float, Field(ge=0, lt=1, strict=True)]
+
+
 class AdamSpec(_Strict):
     name: Literal["adam"]
     lr: float = Field(0.001, gt=0, le=10)
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    # strict=False on the pair only, so that JSON's array becomes the tuple; its numbers stay strict.
+    betas: Annotated[tuple[Beta, Beta], Field(strict=False)] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0, le=1)
     weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty")
 
@@ -71,24 +81,24 @@ OptimizerSpec = Annotated[Union[SGDSpec, AdamSpec, AdamWSpec, RMSpropSpec], Fiel
 class ScheduleSpec(_Strict):
     name: Literal["constant", "step", "cosine", "onecycle", "plateau"] = "constant"
     warmup_epochs: float = Field(0.0, ge=0, le=100, description="linear warm-up from ~0 to lr (not with onecycle, which has its own)")
-    step_epochs: int = Field(10, ge=1, le=10_000, description="step: multiply by gamma every this many epochs")
+    step_epochs: Integer = Field(10, ge=1, le=10_000, description="step: multiply by gamma every this many epochs")
     gamma: float = Field(0.1, gt=0, le=1)
     min_lr: float = Field(0.0, ge=0, description="cosine: the rate it ends at")
     monitor: Literal["val_loss", "train_loss"] = Field("val_loss", description="plateau: the metric watched")
-    patience: int = Field(2, ge=0, le=1000, description="plateau: epochs without improvement before reducing")
+    patience: Integer = Field(2, ge=0, le=1000, description="plateau: epochs without improvement before reducing")
     factor: float = Field(0.1, gt=0, lt=1, description="plateau: the reduction")
 
 
 class EarlyStoppingSpec(_Strict):
     monitor: Literal["val_loss", "val_accuracy", "train_loss"] = "val_loss"
-    patience: int = Field(3, ge=1, le=1000, description="epochs without improvement before stopping")
+    patience: Integer = Field(3, ge=1, le=1000, description="epochs without improvement before stopping")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
     restore_best: bool = Field(True, description="end with the best epoch's weights, not the last")
 
 
 class TrainingSpec(_Strict):
-    epochs: int = Field(10, ge=1, le=1000)
-    batch_size: int = Field(64, ge=1, le=8192)
+    epochs: Integer = Field(10, ge=1, le=1000)
+    batch_size: Integer = Field(64, ge=1, le=8192)
     optimizer: OptimizerSpec = Field(default_factory=lambda: SGDSpec(name="sgd"))
     l1: float = Field(0.0, ge=0, le=1, description="L1 penalty on weights, added to the loss")
     augmentation: AugmentationSpec | None = None
@@ -100,8 +110,8 @@ class TrainingSpec(_Strict):
     early_stopping: EarlyStoppingSpec | None = None
     mixed_precision: Literal["auto", "off", "bf16", "fp16"] = Field(
         "auto", description="GPU only: auto = bf16 autocast where the GPU has it (and channels-last for convolutions); ignored on CPU")
-    max_runtime_seconds: int | None = Field(None, ge=1, le=30 * 24 * 3600, description="past it the job fails with reason timeout")
-    checkpoint_every_steps: int | None = Field(None, ge=1, description="checkpoint every N steps too, not only at each epoch's end")
+    max_runtime_seconds: bounded_integer(ge=1, le=30 * 24 * 3600) | None = Field(None, description="past it the job fails with reason timeout")
+    checkpoint_every_steps: bounded_integer(ge=1) | None = Field(None, description="checkpoint every N steps too, not only at each epoch's end")
 
 
 class JobSpec(_Strict):
@@ -109,4 +119,4 @@ class JobSpec(_Strict):
     model: ModelSpec
     data: DataSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    seed: Integer = Field(0, ge=0, le=2**31 - 1)
