@@ -93,7 +93,7 @@ def model_only(stack: Stack, model_id: str, sample: np.ndarray, batch: int, seco
     """Samples/s of preprocess + forward + softmax alone, one torch thread, as one API process runs it."""
     import torch
 
-    from app.core.artifacts.store import ArtifactStore
+    from app.core.artifacts.configured import open_store
     from app.core.db.engine import session_factory
     from app.core.db.tables import TrainedModel
     from app.serving import forward
@@ -103,7 +103,7 @@ def model_only(stack: Stack, model_id: str, sample: np.ndarray, batch: int, seco
     with session_factory(settings.database_url)() as session:
         servable = servable_model(session.get(TrainedModel, model_id))  # the bench's own model: no tenant to scope by here
     torch.set_num_threads(1)
-    loaded = load(ArtifactStore(settings.artifacts_dir), servable)
+    loaded = load(open_store(settings), servable)
     forward.warm_up(loaded)
     x = np.repeat(sample[None].astype(np.float32), batch, axis=0)
     done, start = 0, time.perf_counter()

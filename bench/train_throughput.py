@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 import models
 from app.core import bootstrap, preprocessing, tenants
 from app.core.artifacts import layout
-from app.core.artifacts.store import ArtifactStore
+from app.core.artifacts.configured import open_store
 from app.core.db.engine import session_factory
 from app.core.jobs import lease
 from app.core.jobs import service as job_service
@@ -90,7 +90,7 @@ class KilnJob:
         self.settings = Settings(data_dir=root)
         bootstrap.prepare(self.settings)
         self.sessions = session_factory(self.settings.database_url)
-        self.store = ArtifactStore(self.settings.artifacts_dir)
+        self.store = open_store(self.settings)
 
     def context(self) -> JobContext:
         spec = JobSpec.model_validate({"name": "bench", "model": {"architecture": "lenet5"}, "data": {"dataset": "builtin:digits"}})

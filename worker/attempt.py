@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import trained_models
 from app.core.artifacts import layout
+from app.core.artifacts.configured import open_store
 from app.core.artifacts.store import ArtifactStore
 from app.core.db.engine import session_factory
 from app.core.db.tables import Job
@@ -40,7 +41,7 @@ def worker_id() -> str:
 def run_attempt(job_id: str, settings: Settings, send: Send) -> str | None:
     """Returns the state this attempt left the job in, or None if it did not claim it or lost it."""
     sessions = session_factory(settings.database_url)
-    store = ArtifactStore(settings.artifacts_dir)
+    store = open_store(settings)
     me = worker_id()
     with sessions() as session:
         job = lease.claim(session=session, job_id=job_id, worker_id=me, lease_seconds=settings.lease_seconds)

@@ -103,7 +103,8 @@ class JobContext:
             return None
         self.resumed_from_step, key = checkpoints[-1]
         # weights_only: a checkpoint is a file on disk; never run pickled code from it.
-        return torch.load(self.store.path(key), map_location="cpu", weights_only=True)
+        with self.store.local_copy(key) as path:
+            return torch.load(path, map_location="cpu", weights_only=True)
 
     def _step_checkpoints(self) -> list[tuple[int, str]]:
         """(step, key) of every step checkpoint, oldest first."""

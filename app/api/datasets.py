@@ -81,7 +81,7 @@ def upload_dataset(
     uploads = [ingest.Upload(filename=f.filename or f"file{i}", file=f.file) for i, f in enumerate(file)]
     dataset = dataset_service.create(
         session=session, store=store, tenant_id=caller.tenant_id, name=name, fmt=format,
-        uploads=uploads, options=_options(options), limits=settings.ingest_limits,
+        uploads=uploads, options=_options(options), limits=ingest.IngestLimits.of(settings),
     )
     try:
         session.commit()

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.api.deps import BrokerDep, ReadSessionDep
+from app.api.deps import BrokerDep, ReadSessionDep, StoreDep
 from app.core.db.engine import reachable
 
 
@@ -16,6 +16,7 @@ class ReadinessOut(BaseModel):
     status: str
     database: bool
     broker: bool
+    store: bool
 
 
 router = APIRouter(tags=["health"])
@@ -27,8 +28,9 @@ def healthz():
 
 
 @router.get("/readyz", response_model=ReadinessOut, operation_id="getReadiness",
-            responses={503: {"model": ReadinessOut, "description": "the database or the broker does not answer"}})
-def readyz(session: ReadSessionDep, broker: BrokerDep):
-    database, queue = reachable(session), broker.reachable()
-    body = {"status": "ok" if database and queue else "unavailable", "database": database, "broker": queue}
-    return JSONResponse(body, status_code=200 if database and queue else 503)
+            responses={503: {"model": ReadinessOut, "description": "the database, the broker or the artifact store does not answer"}})
+def readyz(session: ReadSessionDep, broker: BrokerDep, store: StoreDep):
+    database, queue, artifacts = reachable(session), broker.reachable(), store.reachable()
+    ready = database and queue and artifacts
+    body = {"status": "ok" if ready else "unavailable", "database": database, "broker": queue, "store": artifacts}
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.common import ErrorInfo, JobState, PageOut, error_of, finite, fraction_done
 from app.api.deps import BrokerDep, PageDep, ReadCaller, ReadSessionDep, SessionDep, SettingsDep, StoreDep, SubmitCaller, TrainCaller
+from app.api.downloads import artifact_response
 from app.api.errors import errors
 from app.core.db.tables import Job
 from app.core.jobs import batch_inference
@@ -103,5 +104,5 @@ def cancel(job_id: str, caller: TrainCaller, session: SessionDep):
 def results(job_id: str, caller: ReadCaller, session: ReadSessionDep, store: StoreDep, format: Literal["csv", "npz"] = "csv"):
     """The predictions: CSV (index, label, prediction, one probability column per class) or NPZ
     (predictions, probabilities, class_names, labels; loads with ``allow_pickle=False``)."""
-    path = batch_inference.results_file(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id, fmt=format)
-    return FileResponse(path, media_type=MEDIA_TYPES[format], filename=f"{job_id}-predictions.{format}")
+    key = batch_inference.results_key(session=session, tenant_id=caller.tenant_id, job_id=job_id, fmt=format)
+    return artifact_response(store, key, MEDIA_TYPES[format], f"{job_id}-predictions.{format}")

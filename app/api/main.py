@@ -14,7 +14,7 @@ from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimit, FormAsJson, RateLimitHeaders
 from app.api.predict import PredictFastLane
 from app.api.ratelimit import RateLimiter
-from app.core.artifacts.store import ArtifactStore
+from app.core.artifacts.configured import open_store
 from app.core.db.engine import session_factory
 from app.core.jobs.reconciler import Reconciler
 from app.core.settings import Settings, get_settings
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_threads(settings.api_torch_threads)
     app.state.settings = settings
     app.state.sessions = session_factory(settings.database_url)
-    app.state.store = ArtifactStore(settings.artifacts_dir)
+    app.state.store = open_store(settings)
     app.state.broker = Broker(settings)
     app.state.serving = ServingRuntime(settings, app.state.sessions, app.state.store)
     app.state.callers = TTLCache(settings.auth_cache_seconds)

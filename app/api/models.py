@@ -12,7 +12,8 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.common import PageOut
-from app.api.deps import PageDep, PredictCaller, ReadCaller, ReadSessionDep, RuntimeDep, SessionDep, TrainCaller
+from app.api.deps import PageDep, PredictCaller, ReadCaller, ReadSessionDep, RuntimeDep, SessionDep, StoreDep, TrainCaller
+from app.api.downloads import artifact_response
 from app.api.errors import errors
 from app.api.predict import MAX_TOP_K, predict_response
 from app.core import trained_models
@@ -179,11 +180,11 @@ EXPORT_SUFFIX = {"safetensors": "safetensors", "torchscript": "torchscript.pt", 
 @router.get("/{model_id}/export", response_class=FileResponse, operation_id="exportModel",
             responses={**errors(404, 409), 200: {"content": {"application/octet-stream": {}}}})
 async def export_model(
-    model_id: str, caller: ReadCaller, runtime: RuntimeDep,
+    model_id: str, caller: ReadCaller, runtime: RuntimeDep, store: StoreDep,
     format: Annotated[Literal["safetensors", "torchscript", "onnx"], Query(description="the file to download")],
 ):
     """The model as one file. TorchScript and ONNX take raw samples, as predict does, and give class
     probabilities: preprocessing is inside. safetensors is the weights alone."""
     servable = await runtime.servable(caller.tenant_id, model_id)
-    path = await to_thread.run_sync(runtime.export, servable, format)
-    return FileResponse(path, media_type="application/octet-stream", filename=f"{model_id}.{EXPORT_SUFFIX[format]}")
+    key = await to_thread.run_sync(runtime.export, servable, format)
+    return artifact_response(store, key, "application/octet-stream", f"{model_id}.{EXPORT_SUFFIX[format]}")

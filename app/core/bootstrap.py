@@ -15,7 +15,8 @@ DEFAULT_TENANT = "default"
 
 def prepare(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.artifacts_url:
+        settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.database_url)
     prepare_sql_broker(settings)
 

@@ -22,6 +22,15 @@ class Settings(BaseSettings):
     database_url: str = ""  # default: sqlite:///<data_dir>/kiln.db
     broker_url: str = ""  # default: sqla+sqlite:///<data_dir>/broker.db
     artifacts_dir: Path | None = None  # default: <data_dir>/artifacts
+    # The object store instead of the folder: s3://bucket/prefix on any S3-compatible server.
+    artifacts_url: str = Field("", pattern=r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9._\-/]*)?)?$")
+    s3_endpoint_url: str = Field("", description="default: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS itself")
+    s3_region: str = Field("", description="default: AWS_REGION or AWS_DEFAULT_REGION, else us-east-1")
+    s3_access_key_id: str = Field("", description="default: boto3's chain (AWS_ACCESS_KEY_ID, ~/.aws, an instance role)")
+    s3_secret_access_key: str = Field("", repr=False)
+    store_retry_seconds: float = Field(60.0, ge=0, description="how long a call to the object store is tried again while it is unreachable")
+    worker_cache_dir: Path | None = None  # default: <data_dir>/cache; datasets fetched from the object store
+    worker_cache_bytes: int = Field(20 * 1024**3, ge=0, description="the dataset cache's size; least recently used go first")
     queue_name: str = "kiln.train"
 
     host: str = "127.0.0.1"
@@ -97,17 +106,8 @@ class Settings(BaseSettings):
         if self.artifacts_dir is None:
             self.artifacts_dir = self.data_dir / "artifacts"
         self.artifacts_dir = self.artifacts_dir.expanduser().resolve()
+        self.worker_cache_dir = (self.worker_cache_dir or self.data_dir / "cache").expanduser().resolve()
         return self
-
-    @property
-    def ingest_limits(self):
-        from app.core.datasets.ingest import IngestLimits
-
-        return IngestLimits(
-            max_uncompressed_bytes=self.max_uncompressed_bytes, max_zip_entries=self.max_zip_entries,
-            max_compression_ratio=self.max_compression_ratio, max_classes=self.max_classes,
-            max_sample_elements=self.max_sample_elements, max_csv_columns=self.max_csv_columns,
-        )
 
     @property
     def api_key_file(self) -> Path:

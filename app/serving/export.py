@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 import warnings
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -151,14 +150,14 @@ class ExportUnsupported(Exception):
 BUILDERS = {"torchscript": torchscript_bytes, "onnx": onnx_bytes}
 
 
-def export_path(cache: ModelCache, servable: Servable, fmt: str) -> Path:
-    """The file for ``fmt``, built on first ask and kept beside the weights."""
+def export_key(cache: ModelCache, servable: Servable, fmt: str) -> str:
+    """The artifact key of the file for ``fmt``, built on first ask and kept beside the weights."""
     store = cache.store
     if fmt == "safetensors":
-        return store.path(servable.weights)
+        return servable.weights
     key = layout.model_file(servable.prefix, fmt)
     if store.exists(key):
-        return store.path(key)
+        return key
     if servable.task != "classify":
         raise Conflict(f"export to {fmt} is for classifiers; this {servable.card.architecture} model does {servable.task}: "
                        "download its weights with format=safetensors")
@@ -167,4 +166,4 @@ def export_path(cache: ModelCache, servable: Servable, fmt: str) -> Path:
     except ExportUnsupported as exc:
         raise Conflict(f"this {servable.card.architecture} model cannot be exported to {fmt}: {exc}") from None
     store.write_bytes(key, data)
-    return store.path(key)
+    return key

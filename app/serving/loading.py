@@ -87,11 +87,12 @@ def load(store: ArtifactStore, servable: Servable) -> LoadedModel:
     card = servable.card
     arch = models.get(card.architecture)
     net = arch.build(arch.make_params(card.params), tuple(card.input_shape), len(card.class_names), vocab_size=servable.pre.vocab_size)
-    if servable.weights.endswith(".pt"):
-        # weights_only: a checkpoint is a file on disk; never run pickled code from it.
-        state = torch.load(store.path(servable.weights), map_location="cpu", weights_only=True)["model"]
-    else:
-        state = load_file(store.path(servable.weights))
+    with store.local_copy(servable.weights) as path:
+        if servable.weights.endswith(".pt"):
+            # weights_only: a checkpoint is a file on disk; never run pickled code from it.
+            state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+        else:
+            state = load_file(path)
     net.load_state_dict(state, strict=True)
     net.eval()
     return LoadedModel(servable, net, sum(t.numel() * t.element_size() for t in net.state_dict().values()))

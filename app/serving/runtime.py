@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -172,6 +171,6 @@ class ServingRuntime:
         features, reconstructions = forward.transform(self.cache.get(servable), x)
         return {"features": features.tolist(), "reconstructions": reconstructions.tolist()}
 
-    def export(self, servable: Servable, fmt: str) -> Path:
-        """The model as one file of ``fmt``, built on first ask."""
-        return export.export_path(self.cache, servable, fmt)
+    def export(self, servable: Servable, fmt: str) -> str:
+        """The artifact key of the model as one file of ``fmt``, built on first ask."""
+        return export.export_key(self.cache, servable, fmt)

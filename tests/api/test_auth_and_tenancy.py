@@ -14,7 +14,7 @@ def test_v1_needs_a_valid_key(client):
 def test_open_endpoints(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json() == {"status": "ok", "database": True, "broker": True}
+    assert ready.status_code == 200 and ready.json() == {"status": "ok", "database": True, "broker": True, "store": True}
     assert client.get("/openapi.json").json()["info"]["title"] == "Kiln"
     assert client.get("/docs").status_code == 200
 

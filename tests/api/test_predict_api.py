@@ -210,20 +210,20 @@ def test_per_model_serving_options_are_validated_stored_and_applied(settings, ow
 def test_concurrent_first_requests_load_a_model_once_and_the_cache_evicts_by_bytes(client, settings, model_id):
     from dataclasses import replace
 
-    from app.core.artifacts.store import ArtifactStore
+    from app.core.artifacts.configured import open_store
     from app.core.db.tables import TrainedModel
     from app.serving.cache import ModelCache
     from app.serving.loading import servable_model
 
     with client.app.state.sessions() as session:
         servable = servable_model(session.get(TrainedModel, model_id))
-    cache = ModelCache(ArtifactStore(settings.artifacts_dir), max_bytes=10**9)
+    cache = ModelCache(open_store(settings), max_bytes=10**9)
     with ThreadPoolExecutor(8) as pool:
         loaded = list(pool.map(lambda _: cache.get(servable), range(8)))
     assert all(m is loaded[0] for m in loaded) and len(cache) == 1  # one load, shared by all eight
 
     # A cache one model big keeps only the newest of two.
-    small = ModelCache(ArtifactStore(settings.artifacts_dir), max_bytes=loaded[0].nbytes)
+    small = ModelCache(open_store(settings), max_bytes=loaded[0].nbytes)
     copy = replace(servable, id="mdl_copy")
     small.get(servable)
     small.get(copy)

@@ -1,5 +1,6 @@
 """Integration tests: real `kiln api` and `kiln worker` processes, over both backends:
-the embedded default (SQLite + SQL broker + folder) and PostgreSQL + Redis."""
+the embedded default (SQLite + SQL broker + folder) and the distributed one (PostgreSQL + Redis +
+an S3 server, each test stack with its own bucket)."""
 
 from __future__ import annotations
 
@@ -102,9 +103,9 @@ class Stack:
 
     def artifacts(self):
         """The stack's artifact store, read as its processes read it."""
-        from app.core.artifacts.store import ArtifactStore
+        from app.core.artifacts.configured import open_store
 
-        return ArtifactStore(self.settings().artifacts_dir)
+        return open_store(self.settings())
 
     def worker_logs(self) -> str:
         return "\n".join(p.read_text() for p in sorted(self.logs.glob("worker-*.log")))
@@ -138,16 +139,25 @@ FAST_REPAIRS = {
 }
 
 
-def make_stack(request, tmp_path_factory, backend: str) -> Stack:
-    data_dir = tmp_path_factory.mktemp(backend.replace("+", "-"))
+DISTRIBUTED = "postgres+redis+s3"
+
+
+def backend_env(request, backend: str) -> dict[str, str]:
+    """A deployment's settings on ``backend``: each call a new queue and bucket."""
     env = dict(FAST_REPAIRS)
-    if backend == "postgres+redis":
+    if backend == DISTRIBUTED:
+        s3 = request.getfixturevalue("s3_server")
         env |= {
             "KILN_DATABASE_URL": request.getfixturevalue("postgres_url"),
             "KILN_BROKER_URL": request.getfixturevalue("redis_url"),
             "KILN_QUEUE_NAME": f"kiln.test.{secrets.token_hex(4)}",
+            **s3.env(s3.new_bucket()),
         }
-    s = Stack(backend, env, data_dir)
+    return env
+
+
+def make_stack(request, tmp_path_factory, backend: str) -> Stack:
+    s = Stack(backend, backend_env(request, backend), tmp_path_factory.mktemp(backend.replace("+", "-")))
     s.kiln("db", "upgrade")
     return s
 
@@ -163,7 +173,7 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest.fixture(scope="module", params=["embedded", "postgres+redis"])
+@pytest.fixture(scope="module", params=["embedded", DISTRIBUTED])
 def stack(request, tmp_path_factory):
     """API and one worker, shared by a module's tests (each test uses its own tenant)."""
     s = make_stack(request, tmp_path_factory, request.param)
@@ -173,7 +183,7 @@ def stack(request, tmp_path_factory):
     s.stop()
 
 
-@pytest.fixture(params=["embedded", "postgres+redis"])
+@pytest.fixture(params=["embedded", DISTRIBUTED])
 def bare_stack(request, tmp_path_factory):
     """A stack of the test's own with no process started: fault tests start and kill them."""
     s = make_stack(request, tmp_path_factory, request.param)

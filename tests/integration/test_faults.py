@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from app.core.artifacts import layout
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import DISTRIBUTED, wait_for
 from tests.specs import SHORT_JOB
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,8 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def weights(stack, model_id: str) -> dict[str, torch.Tensor]:
-    return load_file(stack.artifacts().path(layout.model_file(layout.model_prefix(model_id), "safetensors")))
+    with stack.artifacts().local_copy(layout.model_file(layout.model_prefix(model_id), "safetensors")) as path:
+        return load_file(path)
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -112,7 +113,7 @@ def test_a_message_delivered_twice_runs_one_trainer(bare_stack):
     assert counts["train_loss"] == expected_train_loss_points(epochs=2)
 
 
-@pytest.mark.parametrize("bare_stack", ["postgres+redis"], indirect=True)
+@pytest.mark.parametrize("bare_stack", [DISTRIBUTED], indirect=True)
 def test_redis_flushall_with_three_jobs_queued_loses_none(bare_stack):
     import redis
 
@@ -191,7 +192,7 @@ def _restart_postgres() -> None:
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "restart"], check=True, timeout=60)
 
 
-@pytest.mark.parametrize("bare_stack", ["postgres+redis"], indirect=True)
+@pytest.mark.parametrize("bare_stack", [DISTRIBUTED], indirect=True)
 def test_postgres_restart_while_a_job_runs(bare_stack):
     if not Path("/etc/postgresql").is_dir():
         pytest.skip("needs a local PostgreSQL cluster managed by pg_ctlcluster")

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import DISTRIBUTED, wait_for
 from tests.specs import SHORT_JOB
 
 pytestmark = pytest.mark.integration
@@ -83,7 +83,7 @@ def test_a_running_jobs_quota_runs_one_job_at_a_time_on_two_workers(bare_stack):
 def test_a_rate_limit_holds_across_api_processes(bare_stack):
     s = bare_stack
     s.env["KILN_RATE_LIMIT_SUBMIT"] = "4/minute"
-    processes = 2 if s.name == "postgres+redis" else 1  # the embedded default counts in the process
+    processes = 2 if s.name == DISTRIBUTED else 1  # the embedded default counts in the process
     s.start_api("--workers", str(processes))
     key = s.kiln("keys", "create", "--tenant", f"rl-{secrets.token_hex(3)}").strip().splitlines()[-1]
     answers = []

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from app.api.broker import Broker
 from app.core import bootstrap, tenants
 from app.core.artifacts import layout
-from app.core.artifacts.store import ArtifactStore
+from app.core.artifacts.configured import open_store
 from app.core.db.engine import session_factory
 from app.core.db.tables import Job, TrainedModel
 from app.core.db.types import utcnow
@@ -40,7 +40,7 @@ def env(tmp_path):
         tenant = tenants.get_or_create_tenant(session=s, name="t")
         job = job_service.create(session=s, tenant_id=tenant.id, spec=SPEC, max_attempts=3)
         s.commit()
-    return settings, sessions, ArtifactStore(settings.artifacts_dir), tenant.id, job.id
+    return settings, sessions, open_store(settings), tenant.id, job.id
 
 
 def claim(sessions, job_id, worker):

@@ -19,7 +19,8 @@ def head_of(net: nn.Module) -> nn.Linear:
 
 
 def init_from(net: nn.Module, store: ArtifactStore, model_id: str, *, reset_head: bool, freeze: list[str]) -> None:
-    weights = load_file(store.path(layout.model_file(layout.model_prefix(model_id), "safetensors")))
+    with store.local_copy(layout.model_file(layout.model_prefix(model_id), "safetensors")) as path:
+        weights = load_file(path)
     if reset_head:
         head = head_of(net)
         head_keys = {f"{name}.{p}" for name, m in net.named_modules() if m is head for p, _ in m.named_parameters(recurse=False)}

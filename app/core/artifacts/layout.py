@@ -2,8 +2,10 @@
 and batch-inference results. Nothing else spells a folder or file name of the store.
 
     datasets/<ds_id>/meta.json, train_x.npy, train_y.npy, ...   an upload, converted once
-    datasets/.staging-<ds_id>/                                  an upload being converted
+    datasets/.staging-<ds_id>/                                  an upload being converted (folder store)
+    datasets/<ds_id>/manifest.json                              object store: each file's size and hash, written last
     jobs/<job_id>/log.txt                                       attempts, outcomes, tracebacks
+    jobs/<job_id>/log.txt.parts/<time>-<n>                      the same in an object store: one object per append
     jobs/<job_id>/model.json                                    the model card checkpoints are served with
     jobs/<job_id>/checkpoints/step-0000000123.pt, best.pt, best.json
     jobs/<inf_id>/predictions.csv, predictions.npz              batch-inference results
@@ -25,9 +27,19 @@ def dataset_prefix(dataset_id: str) -> str:
     return f"datasets/{dataset_id}"
 
 
-def dataset_staging(dataset_id: str) -> str:
-    """Where an upload is converted; moved to ``dataset_prefix`` only once every check passed."""
-    return f"datasets/.staging-{dataset_id}"
+def staging_of(prefix: str) -> str:
+    """Where a folder store fills a folder before renaming it to ``prefix`` (a dataset being converted)."""
+    parent, _, name = prefix.rpartition("/")
+    return f"{parent}/.staging-{name}" if parent else f".staging-{name}"
+
+
+# An object store's completeness mark of a published folder: each file's size and sha256, written last.
+FOLDER_MANIFEST = "manifest.json"
+
+
+def appended_parts(key: str) -> str:
+    """Where an object store keeps the appends to a text file (one object each: S3 cannot append)."""
+    return f"{key}.parts"
 
 
 DATASET_META = "meta.json"

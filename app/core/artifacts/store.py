@@ -1,78 +1,60 @@
-"""The artifact store: files by key in a folder on disk. Keys come from ``layout``.
+"""The artifact store: files by key, in a folder on disk (the embedded default) or in an
+S3-compatible object store (``KILN_ARTIFACTS_URL=s3://bucket/prefix``). Keys come from ``layout``.
 
-Writes are atomic (temp file in the same folder, then rename), so a reader or a resumed attempt
-never sees half a file.
+What a reader sees is complete: a file appears whole or not at all, and a folder (a converted
+dataset) is published only once every file in it is. ``configured.open_store`` picks one.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol
 
 
-class ArtifactStore:
-    def __init__(self, root: Path):
-        self.root = Path(root)
+class ArtifactStore(Protocol):
+    url: str
 
-    def path(self, key: str) -> Path:
-        target = (self.root / key).resolve()
-        if self.root.resolve() not in target.parents:
-            raise ValueError(f"artifact key escapes the store: {key!r}")
-        return target
+    def reachable(self) -> bool:
+        """Whether the store answers now (readiness), without waiting out an outage."""
 
-    @contextmanager
-    def atomic_path(self, key: str) -> Iterator[Path]:
-        """Yields a temporary path to write; it becomes ``key`` only if the block succeeds."""
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            yield Path(tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    def write_bytes(self, key: str, data: bytes) -> None: ...
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        with self.atomic_path(key) as tmp:
-            tmp.write_bytes(data)
-
-    def append_text(self, key: str, text: str) -> None:
-        """Appends to a text file (a job's log), creating it and its folder if need be."""
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(text)
+    def write_file(self, key: str, source: Path) -> None:
+        """Copies a local file in, streaming (multipart on S3): nothing is held whole in memory."""
 
     def read_bytes(self, key: str) -> bytes:
-        return self.path(key).read_bytes()
+        """The file's bytes; FileNotFoundError if there is none."""
 
-    def exists(self, key: str) -> bool:
-        return self.path(key).exists()
+    def iter_bytes(self, key: str) -> Iterator[bytes]:
+        """The file in chunks, for an answer that streams it."""
+
+    def local_file(self, key: str) -> Path | None:
+        """The file's own path where the store is a folder on this host, else None (stream it instead)."""
+
+    def local_copy(self, key: str) -> AbstractContextManager[Path]:
+        """A path on this host to read the file from, for the duration of the block."""
+
+    def exists(self, key: str) -> bool: ...
 
     def list(self, prefix: str) -> list[str]:
-        base = self.path(prefix)
-        if not base.is_dir():
-            return []
-        return sorted(str(p.relative_to(self.root)) for p in base.iterdir() if not p.name.startswith("."))
+        """The keys just under ``prefix`` (files and folders), sorted; none that start with a dot."""
 
     def delete(self, key: str) -> None:
-        target = self.path(key)
-        if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-        elif target.exists():
-            target.unlink()
+        """The file, or everything under the folder ``key``."""
 
     def size(self, key: str) -> int:
-        target = self.path(key)
-        if target.is_dir():
-            return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-        return target.stat().st_size
+        """Bytes of the file, or of everything under the folder ``key``; 0 if there is nothing."""
+
+    def append_text(self, key: str, text: str) -> None:
+        """Adds to a text file (a job's log); ``read_text`` gives everything appended, in order."""
+
+    def read_text(self, key: str) -> str:
+        """A text file written by ``append_text``; empty if nothing was."""
+
+    def publish_folder(self, prefix: str) -> AbstractContextManager[Path]:
+        """A new local folder to fill; published as ``prefix`` only if the block succeeds, else discarded."""
+
+    def local_folder(self, prefix: str) -> Path:
+        """A published folder, readable (and memory-mappable) on this host."""
 

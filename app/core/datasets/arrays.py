@@ -63,7 +63,7 @@ def load_raw(ref: str, store: ArtifactStore | None = None) -> RawDataset:
         raise ValueError(f"no loader for {ref!r}")  # pragma: no cover - catalog and loaders are kept in step
     if store is None:
         raise ValueError(f"dataset {ref!r} needs the artifact store")
-    folder = store.path(layout.dataset_prefix(ref))
+    folder = store.local_folder(layout.dataset_prefix(ref))
     meta = json.loads((folder / layout.DATASET_META).read_text())
     info = DatasetInfo(
         ref=ref, description=ref, kind=meta["kind"], sample_shape=tuple(meta["sample_shape"]), value_max=meta["value_max"],

@@ -4,7 +4,6 @@ reads, deletion unless a job still needs it, previews, and what a job may ask of
 from __future__ import annotations
 
 import math
-import shutil
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ def create(
     *, session: Session, store: ArtifactStore, tenant_id: str, name: str, fmt: str,
     uploads: list[ingest.Upload], options: dict[str, Any], limits: ingest.IngestLimits,
 ) -> Dataset:
-    """Converts into a staging folder and moves it into place only when every check passed.
+    """Converts into a new folder of the store, published only when every check passed.
     The caller commits; if that fails it calls ``discard`` so no file outlives its row.
 
     ``session`` must not have begun before this (on SQLite its first statement takes the write
@@ -38,19 +37,12 @@ def create(
     if fmt not in ingest.FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}; one of: {', '.join(ingest.FORMATS)}", [detail(["body", "format"], f"one of: {', '.join(ingest.FORMATS)}")])
     dataset_id = new_id("ds")
-    staging = store.path(layout.dataset_staging(dataset_id))
-    staging.mkdir(parents=True)
     try:
-        description = ingest.convert(fmt, uploads, options, staging, limits)
-        final = store.path(layout.dataset_prefix(dataset_id))
-        staging.rename(final)
+        with store.publish_folder(layout.dataset_prefix(dataset_id)) as folder:
+            description = ingest.convert(fmt, uploads, options, folder, limits)
     except ingest.IngestError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         error = PayloadTooLarge if exc.status == 413 else InvalidInput
         raise error(str(exc), [detail(["body", "file"] + ([exc.file] if exc.file else []), str(exc))]) from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     known = {"format", "kind", "task", "num_samples", "num_test_samples", "sample_shape", "dtype", "num_classes",
              "class_names", "class_counts", "stats", "value_max", "size_bytes", "sha256"}
     dataset = Dataset(

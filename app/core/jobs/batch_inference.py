@@ -8,14 +8,11 @@ and the split exists. Its results are files, downloadable once it has succeeded.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy.orm import Session
 
 import models
 from app.core import quotas, trained_models
 from app.core.artifacts import layout
-from app.core.artifacts.store import ArtifactStore
 from app.core.datasets import service as dataset_service
 from app.core.db.clock import db_now
 from app.core.db.tables import Job
@@ -59,9 +56,9 @@ def create(
     return job
 
 
-def results_file(*, session: Session, store: ArtifactStore, tenant_id: str, job_id: str, fmt: str) -> Path:
+def results_key(*, session: Session, tenant_id: str, job_id: str, fmt: str) -> str:
     """The predictions file of a job that has succeeded; a 409 before that."""
     job = job_service.get(session=session, tenant_id=tenant_id, job_id=job_id, kind=KIND)
     if job.state != "succeeded":
         raise Conflict(f"inference job {job_id!r} is {job.state}; results exist once it has succeeded")
-    return store.path(layout.inference_results(job_id, fmt))
+    return layout.inference_results(job_id, fmt)

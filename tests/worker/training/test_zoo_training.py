@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import models
-from app.core.artifacts.store import ArtifactStore
+from app.core.artifacts.local import LocalStore
 from app.core.datasets.arrays import load_raw
 from app.core.model_card import ModelCard
 from worker.context import LocalContext
@@ -57,7 +57,7 @@ def test_early_stopping_stops_and_restores_the_best_epoch(digits_image):
 
 def test_transfer_learning_loads_weights_resets_the_head_and_freezes(digits_image, tmp_path):
     arch = models.get("mlp")
-    store = ArtifactStore(tmp_path)
+    store = LocalStore(tmp_path)
     shape = digits_image.preprocessing.input_shape
     base = arch.build(arch.make_params({"hidden_sizes": [32]}), (64,), 10)
     card = ModelCard(architecture="mlp", params={"hidden_sizes": [32]}, input_shape=[64], sample_shape=[8, 8], class_names=list("0123456789"), preprocessing={})

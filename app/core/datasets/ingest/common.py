@@ -7,11 +7,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from app.core.artifacts import layout
+
+if TYPE_CHECKING:
+    from app.core.settings import Settings
 
 CHUNK = 1 << 20
 
@@ -37,6 +40,14 @@ class IngestLimits:
     max_classes: int = 10_000  # KILN_MAX_CLASSES
     max_sample_elements: int = 4_194_304  # KILN_MAX_SAMPLE_ELEMENTS: values in one sample (a 2048x2048 image)
     max_csv_columns: int = 10_000  # KILN_MAX_CSV_COLUMNS
+
+    @classmethod
+    def of(cls, settings: Settings) -> IngestLimits:
+        return cls(
+            max_uncompressed_bytes=settings.max_uncompressed_bytes, max_zip_entries=settings.max_zip_entries,
+            max_compression_ratio=settings.max_compression_ratio, max_classes=settings.max_classes,
+            max_sample_elements=settings.max_sample_elements, max_csv_columns=settings.max_csv_columns,
+        )
 
     def too_big(self, what: str, value: int, limit: int, setting: str, file: str | None = None, status: int = 413) -> "IngestError":
         return IngestError(f"{what} is {value}, over the limit of {limit} ({setting})", file=file, status=status)
