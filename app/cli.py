@@ -82,7 +82,7 @@ def cmd_tenants_set_quota(args) -> int:
 
     values = {name: quotas.parse_quota(name, raw) for name in quotas.QUOTAS if (raw := getattr(args, name)) is not None}
     if not values:
-        print("nothing to set: give --max-running-jobs, --max-queued-jobs or --max-storage-bytes", file=sys.stderr)
+        print("nothing to set: give --max-running-jobs, --max-queued-jobs, --max-storage-bytes or --max-priority", file=sys.stderr)
         return 2
     with _admin_session() as session:
         tenant = tenants.get_or_create_tenant(session=session, name=args.tenant)
@@ -121,11 +121,16 @@ def cmd_api(args) -> int:
 
 
 def cmd_worker(args) -> int:
+    if args.device:  # before the worker's modules read the settings
+        os.environ["KILN_DEVICE"] = args.device
+        get_settings.cache_clear()
+    from app.core.queue import queues_served
+    from worker.attempt import worker_device
     from worker.celery_app import app
 
     settings = get_settings()
     argv = [
-        "worker", "--pool=solo", "--concurrency=1", "-Q", settings.queue_name, "--loglevel=INFO",
+        "worker", "--pool=solo", "--concurrency=1", "-Q", ",".join(queues_served(settings, worker_device(settings))), "--loglevel=INFO",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
         "-n", f"kiln-{os.getpid()}@{socket.gethostname()}",
     ]
@@ -188,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     api.add_argument("--workers", type=int, default=1)
     api.set_defaults(func=cmd_api)
 
-    sub.add_parser("worker", help="a training worker").set_defaults(func=cmd_worker)
+    worker = sub.add_parser("worker", help="a training worker")
+    worker.add_argument("--device", help="cpu, cuda, cuda:N (default KILN_DEVICE: auto, a GPU where there is one); "
+                                         "one worker per GPU, or set CUDA_VISIBLE_DEVICES")
+    worker.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -217,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     quota.add_argument("--max-running-jobs", help="more jobs than this wait in the queue")
     quota.add_argument("--max-queued-jobs", help="submits past this are refused (429)")
     quota.add_argument("--max-storage-bytes", help="datasets, models and checkpoints: 50G, 512MiB (G = 10^9, GiB = 2^30)")
+    quota.add_argument("--max-priority", help="the highest job priority its members may ask for (0..10)")
     quota.set_defaults(func=cmd_tenants_set_quota)
     show = tenants_sub.add_parser("show", help="a tenant's usage and quotas")
     show.add_argument("tenant")

@@ -1,6 +1,9 @@
 """One attempt at a job, start to end: claim the lease, run the job's kind (training or batch
 inference) through a JobContext, then record the outcome, or hand the job back on shutdown. A task
-that cannot claim leaves the job alone; a lease lost on the way records nothing."""
+that cannot claim leaves the job alone; a lease lost on the way records nothing.
+
+A message only says there is work: ``run_next`` claims the job the scheduler says this worker
+should run now (``app.core.jobs.scheduling``), whichever job the message named."""
 
 from __future__ import annotations
 
@@ -14,20 +17,21 @@ import torch
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core import trained_models
+from app.core import trained_models, workers
 from app.core.artifacts import layout
 from app.core.artifacts.configured import open_store
 from app.core.artifacts.store import ArtifactStore
 from app.core.db.engine import session_factory
 from app.core.db.tables import Job
 from app.core.errors import JobError, KilnError
-from app.core.jobs import lease, log
+from app.core.jobs import lease, log, scheduling
 from app.core.jobs.outcome import Outcome
 from app.core.queue import Send, wake_worker
 from app.core.settings import Settings
 from worker import lifecycle
 from worker.batch_inference import run_inference
 from worker.job_context import JobContext
+from worker.training.config import resolve_device
 from worker.training.job import run_training
 from worker.training.loop import NonFiniteLoss
 
@@ -38,10 +42,28 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def run_attempt(job_id: str, settings: Settings, send: Send) -> str | None:
-    """Returns the state this attempt left the job in, or None if it did not claim it or lost it."""
+def run_next(hint: str, settings: Settings, send: Send) -> str | None:
+    """The task's work: claims the job this worker should run now and runs it. ``hint`` is the job
+    whose message woke it; the state that job was left in, or None if nothing was claimable."""
     sessions = session_factory(settings.database_url)
-    store = open_store(settings)
+    me, device = worker_id(), worker_device(settings)
+    with sessions() as session:
+        # A CPU worker leaves jobs for any device to a GPU worker that is idle now.
+        take_any = device == "cuda" or not workers.idle(session=session, device="cuda", alive_seconds=settings.worker_alive_seconds)
+        job = scheduling.claim_next(session=session, worker_id=me, device=device, lease_seconds=settings.lease_seconds, take_any=take_any)
+        session.commit()
+    if not take_any and (job is None or job.id != hint):
+        wake_worker(send, hint, "cuda")  # the message may have been for a job an idle GPU should take
+    if job is None:
+        logger.info("message for job %s: nothing this %s worker may run now (taken, finished, cancelled, or held by a quota)", hint, device)
+        return None
+    return _run_claimed(job, settings, sessions, me, send)
+
+
+def run_attempt(job_id: str, settings: Settings, send: Send) -> str | None:
+    """Claims this very job, if it is claimable, and runs it (tests, and an operator's "run it now");
+    the state it was left in, or None if it was not claimed or was lost."""
+    sessions = session_factory(settings.database_url)
     me = worker_id()
     with sessions() as session:
         job = lease.claim(session=session, job_id=job_id, worker_id=me, lease_seconds=settings.lease_seconds)
@@ -49,6 +71,17 @@ def run_attempt(job_id: str, settings: Settings, send: Send) -> str | None:
     if job is None:
         logger.info("job %s: not claimable (taken, finished, cancelled, or its tenant at its running-jobs quota); skipping", job_id)
         return None
+    return _run_claimed(job, settings, sessions, me, send)
+
+
+def worker_device(settings: Settings) -> str:
+    """The queue device this worker serves: cuda where it trains on a CUDA device, else cpu."""
+    return "cuda" if resolve_device(settings.device).startswith("cuda") else "cpu"
+
+
+def _run_claimed(job: Job, settings: Settings, sessions: sessionmaker[Session], me: str, send: Send) -> str | None:
+    job_id = job.id
+    store = open_store(settings)
     logger.info("job %s: attempt %d on %s", job_id, job.attempt, me)
     log.append(store, job_id, f"attempt {job.attempt} started on {me}")
 
@@ -98,7 +131,7 @@ def _wake_next(sessions: sessionmaker[Session], send: Send, tenant_id: str) -> N
         with sessions() as session:
             waiting = lease.next_waiting(session=session, tenant_id=tenant_id)
         if waiting:
-            wake_worker(send, waiting)
+            wake_worker(send, *waiting)
     except Exception:  # noqa: BLE001 - only a shortcut: the reconciler resends it anyway
         logger.warning("could not wake the next job of tenant %s", tenant_id, exc_info=True)
 
@@ -147,7 +180,7 @@ def _hand_back(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, 
         log.append(store, job.id, f"attempt {job.attempt} stopped by worker shutdown; its cancel was asked for, so it ended cancelled")
         return state
     log.append(store, job.id, f"attempt {job.attempt} stopped by worker shutdown; checkpointed and returned to the queue")
-    wake_worker(send, job.id)
+    wake_worker(send, job.id, job.device)
     return state
 
 

@@ -13,9 +13,11 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown, w
 
 from app.core.db.engine import session_factory
 from app.core.jobs.reconciler import Reconciler
-from app.core.queue import RUN_JOB_TASK, celery_config, prepare_sql_broker
+from app.core.queue import RUN_JOB_TASK, celery_config, prepare_sql_broker, queue_of
 from app.core.settings import get_settings
 from worker import lifecycle
+from worker.attempt import worker_device, worker_id
+from worker.presence import Presence
 
 settings = get_settings()
 prepare_sql_broker(settings)
@@ -25,9 +27,9 @@ app.conf.update(celery_config(settings))
 app.conf.update(include=["worker.tasks"])
 
 
-def send(job_id: str) -> None:
+def send(job_id: str, device: str) -> None:
     """The wake-up message of a committed job (a hand-back, a reconciler's re-send)."""
-    app.send_task(RUN_JOB_TASK, args=[job_id], queue=settings.queue_name)
+    app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue_of(settings, device))
 
 
 def _configure_torch() -> None:
@@ -37,15 +39,19 @@ def _configure_torch() -> None:
 
 
 _reconciler: Reconciler | None = None
+_presence: Presence | None = None
 
 
 @worker_ready.connect
 def _on_ready(**_):
-    global _reconciler
+    global _reconciler, _presence
     _configure_torch()
+    sessions = session_factory(settings.database_url)
     if settings.run_reconciler:
-        _reconciler = Reconciler(settings, session_factory(settings.database_url), send).start()
-    logging.getLogger("kiln.worker").info("worker ready; torch threads: %d", settings.torch_threads)
+        _reconciler = Reconciler(settings, sessions, send).start()
+    device = worker_device(settings)
+    _presence = Presence(sessions, worker_id(), device, settings.worker_beat_seconds).start()
+    logging.getLogger("kiln.worker").info("worker ready; serves %s jobs; torch threads: %d", device, settings.torch_threads)
 
 
 @worker_shutting_down.connect
@@ -58,6 +64,8 @@ def _on_shutting_down(**_):
 def _on_shutdown(**_):
     if _reconciler:
         _reconciler.stop()
+    if _presence:
+        _presence.stop()
 
 
 @worker_process_init.connect

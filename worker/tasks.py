@@ -5,7 +5,7 @@ from celery.exceptions import Reject
 from app.core.queue import RUN_JOB_TASK
 from app.core.settings import get_settings
 from worker import lifecycle
-from worker.attempt import run_attempt
+from worker.attempt import run_next
 from worker.celery_app import app, send
 
 
@@ -15,4 +15,4 @@ def run_job(job_id: str) -> str | None:
         # A message taken during warm shutdown (often the very job this worker just handed back):
         # put it back for a worker that is staying, without claiming anything.
         raise Reject("worker is shutting down", requeue=True)
-    return run_attempt(job_id, get_settings(), send)
+    return run_next(job_id, get_settings(), send)

@@ -20,12 +20,12 @@ class Broker:
         self._app = Celery("kiln-api", set_as_current=False)
         self._app.conf.update(queue.celery_config(settings))
 
-    def send(self, job_id: str) -> None:
-        self._app.send_task(queue.RUN_JOB_TASK, args=[job_id], queue=self.settings.queue_name)
+    def send(self, job_id: str, device: str) -> None:
+        self._app.send_task(queue.RUN_JOB_TASK, args=[job_id], queue=queue.queue_of(self.settings, device))
 
-    def wake(self, job_id: str) -> None:
+    def wake(self, job_id: str, device: str) -> None:
         """The job's message, or a warning and the reconciler's re-send if the broker refuses it."""
-        queue.wake_worker(self.send, job_id)
+        queue.wake_worker(self.send, job_id, device)
 
     def reachable(self) -> bool:
         try:

@@ -76,7 +76,7 @@ def submit(body: InferenceJobIn, caller: SubmitCaller, session: SessionDep, sett
            request: Request, response: Response):
     job = batch_inference.create(session=session, tenant_id=caller.tenant_id, max_attempts=settings.max_attempts, **body.model_dump())
     session.commit()
-    broker.wake(job.id)  # one queue and one task for every job kind
+    broker.wake(job.id, job.device)  # the same queues and task for every job kind
     response.headers["Location"] = str(request.url_for("get_inference_job", job_id=job.id))
     return InferenceJobOut.of(job)
 

@@ -60,10 +60,17 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     spec: dict[str, Any]
     estimate: Estimate | None = Field(description="what a worker needs to hold this job, as checked at submit")
+    priority: int
+    device: str = Field(description="the worker device it asked for: cpu, cuda or any")
+    queue_position: int | None = Field(None, description="GET /v1/jobs/{id} of a queued job: how many jobs a free worker for its "
+                                                         "device would start before it, were it free now")
+    waiting_for: str | None = Field(None, description="GET /v1/jobs/{id} of a queued job: what it waits for, e.g. 'a cuda worker'")
 
     @classmethod
-    def of(cls, job: Job) -> "JobOut":
+    def of(cls, job: Job, place: tuple[int, str] | None = None) -> "JobOut":
         return cls(
+            priority=job.priority, device=job.device,
+            queue_position=place[0] if place else None, waiting_for=place[1] if place else None,
             id=job.id, name=job.name, state=job.state, attempt=job.attempt,
             progress=Progress(epoch=job.epoch, epochs=job.epochs, step=job.step, total_steps=job.total_steps, fraction=fraction_done(job)),
             metrics=finite(job.latest_metrics), error=error_of(job),
@@ -108,7 +115,7 @@ def submit_job(spec: JobSpec, caller: SubmitCaller, session: SessionDep, setting
     job = job_service.create(session=session, tenant_id=caller.tenant_id, spec=spec, max_attempts=settings.max_attempts,
                              limits=JobLimits.of(settings))
     session.commit()
-    broker.wake(job.id)
+    broker.wake(job.id, job.device)
     response.headers["Location"] = str(request.url_for("get_job", job_id=job.id))
     return JobOut.of(job)
 
@@ -119,8 +126,9 @@ def list_jobs(caller: ReadCaller, session: ReadSessionDep, page: PageDep, state:
 
 
 @router.get("/{job_id}", response_model=JobOut, operation_id="getJob", responses=errors(404))
-def get_job(job_id: str, caller: ReadCaller, session: ReadSessionDep):
-    return JobOut.of(job_service.get(session=session, tenant_id=caller.tenant_id, job_id=job_id))
+def get_job(job_id: str, caller: ReadCaller, session: ReadSessionDep, settings: SettingsDep):
+    job = job_service.get(session=session, tenant_id=caller.tenant_id, job_id=job_id)
+    return JobOut.of(job, job_service.place_in_queue(session=session, job=job, alive_seconds=settings.worker_alive_seconds))
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsOut, operation_id="getJobMetrics", responses=errors(404, 413))

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import architectures, datasets, health, inference_jobs, jobs, keys, models, openapi, usage
+from app.api import architectures, datasets, health, inference_jobs, jobs, keys, models, openapi, queue, usage
 from app.api.broker import Broker
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimit, FormAsJson, RateLimitHeaders
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     build_openapi = app.openapi
     app.openapi = lambda: app.openapi_schema or openapi.finish(build_openapi(), settings)
-    resources = (models, health, jobs, inference_jobs, datasets, architectures, keys, usage)
+    resources = (models, health, jobs, inference_jobs, datasets, architectures, keys, usage, queue)
     for resource in resources:
         app.include_router(resource.router)
     # The routes as declared (each router carries its prefix): newer FastAPI nests included

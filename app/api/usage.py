@@ -21,6 +21,7 @@ class QuotasOut(BaseModel):
     max_running_jobs: int | None = Field(description="more jobs than this wait in the queue")
     max_queued_jobs: int | None = Field(description="a submit past this is refused (429 quota_exceeded)")
     max_storage_bytes: int | None = Field(description="datasets, models and checkpoints together; uploads and submits past it are refused (413)")
+    max_priority: int | None = Field(description="the highest job priority this tenant may ask for (null: 10)")
 
 
 class UsageOut(BaseModel):

@@ -1,7 +1,12 @@
 """The broker, as far as the rules need it: the wake-up message's task name and Celery's settings
 (as plain data), the embedded broker's tables made up front, and what is waiting in the queue.
 
-Messages carry a job id and nothing else; the database holds the job. The Celery apps that send
+Messages carry a job id and say "there is work for this device": the worker that takes one claims
+whichever job the database says it should run next (``jobs.scheduling``). There is a queue per
+job device: jobs for ``any`` device in the base queue (``KILN_QUEUE_NAME``), which every worker
+consumes; ``.cpu`` and ``.cuda`` for jobs that ask for one, consumed by such workers only.
+
+The database holds the job. The Celery apps that send
 (``app.api.broker``) and consume (``worker.celery_app``) both take their settings from here, so
 this module imports no Celery: the rules that send (the reconciler, a worker's hand-back) are
 handed a ``Send``.
@@ -29,8 +34,24 @@ RUN_JOB_TASK = "kiln.run_job"
 # not the broker, decides who trains.
 REDIS_VISIBILITY_TIMEOUT_S = 12 * 3600
 
-# Sends the wake-up message of one committed job; raises when the broker refuses it.
-Send = Callable[[str], None]
+# Sends the wake-up message of one committed job (its id, and the device it asks for: cpu, cuda
+# or any); raises when the broker refuses it.
+Send = Callable[[str, str], None]
+DEVICES = ("cpu", "cuda")
+
+
+def queue_of(settings: Settings, device: str) -> str:
+    """The queue a message for a job asking for ``device`` goes to."""
+    return settings.queue_name if device == "any" else f"{settings.queue_name}.{device}"
+
+
+def queues_served(settings: Settings, device: str) -> list[str]:
+    """The queues a worker of ``device`` (cpu or cuda) consumes."""
+    return [queue_of(settings, device), queue_of(settings, "any")]
+
+
+def all_queues(settings: Settings) -> list[str]:
+    return [queue_of(settings, d) for d in ("any", *DEVICES)]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -78,14 +99,15 @@ def prepare_sql_broker(settings: Settings) -> None:
         with sqlite3.connect(path) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
     with Connection(settings.broker_url, transport_options=broker_transport_options(settings)) as conn:
-        Queue(settings.queue_name).bind(conn.default_channel).declare()
+        for name in all_queues(settings):
+            Queue(name).bind(conn.default_channel).declare()
 
 
-def wake_worker(send: Send, job_id: str) -> None:
+def wake_worker(send: Send, job_id: str, device: str) -> None:
     """Sends the message for a job whose row is committed. A send that fails loses nothing: the
     job is queued in the database, and the reconciler re-sends for a queued job without a message."""
     try:
-        send(job_id)
+        send(job_id, device)
     except Exception:  # noqa: BLE001 - see above
         log.warning("job %s is queued but its message could not be sent; the reconciler will", job_id, exc_info=True)
 
@@ -112,7 +134,7 @@ def queued_job_ids(settings: Settings) -> set[str] | None:
         client = redis.Redis.from_url(url, socket_timeout=5)
         try:
             # kombu keeps one list per priority step; the default priority uses the bare queue name.
-            keys = [settings.queue_name] + [f"{settings.queue_name}\x06\x16{p}" for p in range(1, 10)]
+            keys = [f"{queue}{step}" for queue in all_queues(settings) for step in ["", *(f"\x06\x16{p}" for p in range(1, 10))]]
             items = [item for key in keys for item in client.lrange(key, 0, -1)]
         finally:
             client.close()
@@ -124,8 +146,8 @@ def queued_job_ids(settings: Settings) -> set[str] | None:
             with engine.connect() as conn:
                 items = conn.execute(text(
                     "SELECT m.payload FROM kombu_message m JOIN kombu_queue q ON m.queue_id = q.id "
-                    "WHERE q.name = :queue AND m.visible = :visible"
-                ), {"queue": settings.queue_name, "visible": True}).scalars().all()
+                    "WHERE q.name IN (:any, :cpu, :cuda) AND m.visible = :visible"
+                ), {**dict(zip(("any", "cpu", "cuda"), all_queues(settings))), "visible": True}).scalars().all()
         except Exception:  # noqa: BLE001 - tables not made yet: nothing is queued
             items = []
         finally:

@@ -5,6 +5,8 @@
 - ``max_storage_bytes``: datasets, models and checkpoints together; an upload or a submit once it
   is used up is refused (413 ``quota_exceeded``). A job that is running may go past it; the next
   submit is refused.
+- ``max_priority``: the highest ``priority`` a job of the tenant may ask for (0..10); above it a
+  submit is refused (403 ``forbidden``).
 
 A null quota is no limit. Checks lock the tenant's row (on PostgreSQL), so two submits at once are
 counted one after the other; SQLite writers take turns anyway.
@@ -19,9 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.db.tables import Dataset, Job, Tenant, TrainedModel
-from app.core.errors import InvalidInput, JobQuotaExceeded, NotFound, StorageQuotaExceeded
+from app.core.errors import Forbidden, InvalidInput, JobQuotaExceeded, NotFound, StorageQuotaExceeded, detail
 
-QUOTAS = ("max_running_jobs", "max_queued_jobs", "max_storage_bytes")
+QUOTAS = ("max_running_jobs", "max_queued_jobs", "max_storage_bytes", "max_priority")
+MAX_PRIORITY = 10
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,13 @@ def _locked_tenant(session: Session, tenant_id: str) -> Tenant:
     return tenant
 
 
-def check_can_queue(*, session: Session, tenant_id: str) -> None:
-    """Before a job is queued: under the queued-jobs quota, and storage left for what it will write."""
+def check_can_queue(*, session: Session, tenant_id: str, priority: int = 0) -> None:
+    """Before a job is queued: a priority the tenant may ask for, under the queued-jobs quota, and
+    storage left for what it will write."""
     tenant = _locked_tenant(session, tenant_id)
+    if tenant.max_priority is not None and priority > tenant.max_priority:
+        raise Forbidden(f"priority {priority} is above tenant {tenant.name!r}'s max_priority of {tenant.max_priority}: "
+                        f"the operator sets it (kiln tenants set-quota --max-priority)", [detail(["body", "priority"], "above max_priority")])
     if tenant.max_queued_jobs is not None:
         queued = session.scalar(select(func.count()).where(Job.tenant_id == tenant_id, Job.state == "queued"))
         if queued >= tenant.max_queued_jobs:
@@ -116,6 +123,8 @@ def parse_quota(name: str, raw: str) -> int | None:
                            f"or 'none', not {raw!r}") from None
     if value < 0:
         raise InvalidInput(f"{name} cannot be negative")
+    if name == "max_priority" and value > MAX_PRIORITY:
+        raise InvalidInput(f"max_priority is at most {MAX_PRIORITY}, the highest priority there is")
     return value
 
 

@@ -320,3 +320,38 @@ def test_each_attempt_is_recorded_with_how_far_it_got_and_its_peak_memory(client
     assert attempt["attempt"] == 1 and attempt["outcome"] == "succeeded" and attempt["ended_at"] is not None
     assert attempt["last_step"] == done["progress"]["total_steps"] and attempt["checkpoint_step"] == done["progress"]["total_steps"]
     assert attempt["peak_memory_bytes"] > 50_000_000  # torch alone takes more
+
+
+def test_a_queued_job_says_where_it_stands_and_what_it_waits_for(client, new_key):
+    auth = new_key()
+    spec = {"name": "q", "model": {"architecture": "mlp"}, "data": {"dataset": "builtin:digits"}}
+    first = client.post("/v1/jobs", json=spec, headers=auth).json()
+    gpu = client.post("/v1/jobs", json={**spec, "priority": 3, "resources": {"device": "cuda"}}, headers=auth).json()
+    assert (gpu["priority"], gpu["device"]) == (3, "cuda") and first["device"] == "any"
+    assert first["queue_position"] is None  # only GET /v1/jobs/{id} works it out
+    got = client.get(f"/v1/jobs/{gpu['id']}", headers=auth).json()
+    assert got["waiting_for"] == "a cuda worker" and isinstance(got["queue_position"], int)
+    assert client.get(f"/v1/jobs/{first['id']}", headers=auth).json()["waiting_for"] == "a worker"
+    queue = client.get("/v1/queue", headers=auth).json()
+    assert queue["yours"] == {"queued": 2, "running": 0}
+    assert [d["device"] for d in queue["devices"]] == ["cpu", "cuda"] and all(d["workers"] == 0 for d in queue["devices"])
+    assert next(d for d in queue["devices"] if d["device"] == "cuda")["queued"] >= 2  # "any" counts under each device
+    r = client.post("/v1/jobs", json={**spec, "resources": {"device": "tpu"}}, headers=auth)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"][:3] == ["body", "resources", "device"]
+    r = client.post("/v1/jobs", json={**spec, "priority": 11}, headers=auth)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["body", "priority"]
+
+
+def test_a_priority_above_the_tenants_max_is_forbidden(client, settings):
+    from app.core import quotas, tenants
+    from app.core.db.engine import session_factory
+
+    with session_factory(settings.database_url)() as s:
+        t = tenants.get_or_create_tenant(session=s, name="capped")
+        quotas.set_quotas(session=s, tenant=t, values={"max_priority": 0})
+        _, key = tenants.create_key(session=s, tenant=t)
+        s.commit()
+    spec = {"name": "q", "model": {"architecture": "mlp"}, "data": {"dataset": "builtin:digits"}, "priority": 1}
+    r = client.post("/v1/jobs", json=spec, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 403 and "max_priority of 0" in r.json()["error"]["message"]
+    assert r.json()["error"]["details"][0]["loc"] == ["body", "priority"]

@@ -43,7 +43,7 @@ def test_usage_shows_jobs_storage_and_quotas(client, settings):
     empty = client.get("/v1/usage", headers=auth).json()
     assert empty["jobs"] == {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
     assert empty["storage"]["total_bytes"] == 0
-    assert empty["quotas"] == {"max_running_jobs": 2, "max_queued_jobs": None, "max_storage_bytes": 10**9}
+    assert empty["quotas"] == {"max_running_jobs": 2, "max_queued_jobs": None, "max_storage_bytes": 10**9, "max_priority": None}
     dataset = upload(client, auth).json()
     job = client.post("/v1/jobs", json=SHORT_JOB, headers=auth).json()
     assert run_job(job["id"], settings) == "succeeded"

@@ -257,10 +257,14 @@ def test_more_lost_messages_than_one_statement_may_name_are_all_resent(tmp_path)
         for start in range(0, len(rows), 2000):
             s.execute(insert(Job), rows[start:start + 2000])
         s.commit()
-    sent: list[str] = []
-    repairs = reconcile_once(settings, sessions, sent.append)  # the broker's queue is read for real; sends are counted
-    assert len(repairs.resent) == len(rows) and sorted(sent) == sorted(r["id"] for r in rows)
-    assert reconcile_once(settings, sessions, sent.append).resent == []  # each was marked as sent
+    sent: list[tuple[str, str]] = []
+
+    def send(job_id: str, device: str) -> None:
+        sent.append((job_id, device))
+
+    repairs = reconcile_once(settings, sessions, send)  # the broker's queue is read for real; sends are counted
+    assert len(repairs.resent) == len(rows) and sorted(sent) == sorted((r["id"], "any") for r in rows)
+    assert reconcile_once(settings, sessions, send).resent == []  # each was marked as sent
 
 
 def test_steps_and_sizes_past_two_to_the_31_are_stored(env):

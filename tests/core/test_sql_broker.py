@@ -29,7 +29,7 @@ def _first_send_and_poll(data_dir: str, out) -> None:
     event.listen(Engine, "before_cursor_execute", lambda _c, _cur, sql, *_: writes.append(" ".join(sql.split())[:40]))
     with Connection(settings.broker_url, transport_options=broker_transport_options(settings)) as conn:
         channel = conn.default_channel
-        Broker(settings).send("job_abc")
+        Broker(settings).send("job_abc", "any")
         try:
             message = channel._get(settings.queue_name)
         except Exception as exc:  # kombu's Empty would mean the message was lost

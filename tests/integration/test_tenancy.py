@@ -25,8 +25,10 @@ def test_operator_cli_keys_and_quotas(bare_stack):
     s.env["KILN_AUTH_CACHE_SECONDS"] = "1"
     s.start_api()
     tenant = f"acme-{secrets.token_hex(3)}"
-    shown = s.kiln("tenants", "set-quota", tenant, "--max-running-jobs", "2", "--max-queued-jobs", "1", "--max-storage-bytes", "50G")
+    shown = s.kiln("tenants", "set-quota", tenant, "--max-running-jobs", "2", "--max-queued-jobs", "1", "--max-storage-bytes", "50G",
+                   "--max-priority", "0")
     assert "max_running_jobs 2" in shown and "max_queued_jobs 1" in shown and "max_storage_bytes 50,000,000,000" in shown
+    assert "max_priority 0" in shown
 
     admin = client_of(s, s.kiln("keys", "create", "--tenant", tenant, "--name", "ops").strip().splitlines()[-1])
     app_out = s.kiln("keys", "create", "--tenant", tenant, "--name", "shop", "--scopes", "predict", "--expires-days", "30")
@@ -34,7 +36,8 @@ def test_operator_cli_keys_and_quotas(bare_stack):
     assert "scopes predict" in app_out and "expires" in app_out
 
     usage = admin.get("/v1/usage").json()
-    assert usage["quotas"] == {"max_running_jobs": 2, "max_queued_jobs": 1, "max_storage_bytes": 50 * 10**9}
+    assert usage["quotas"] == {"max_running_jobs": 2, "max_queued_jobs": 1, "max_storage_bytes": 50 * 10**9, "max_priority": 0}
+    assert admin.post("/v1/jobs", json={**SHORT_JOB, "priority": 1}).status_code == 403
     assert app_key.get("/v1/usage").status_code == 403  # a predict key reads nothing
     assert admin.post("/v1/jobs", json=SHORT_JOB).status_code == 201
     over = admin.post("/v1/jobs", json=SHORT_JOB)  # no worker runs: the first is still queued

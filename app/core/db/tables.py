@@ -47,6 +47,10 @@ class Tenant(Base):
     max_running_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_queued_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_storage_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The highest job priority its members may ask for (null: any, up to 10).
+    max_priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # When a worker last started one of its jobs: with one worker free, tenants take turns.
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ApiKey(Base):
@@ -71,6 +75,8 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_jobs_state_lease", "state", "lease_expires_at"),
+        # A tenant's next job (highest priority, then oldest): the claim's one probe per tenant.
+        Index("ix_jobs_tenant_next", "tenant_id", "state", "priority", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -90,6 +96,10 @@ class Job(Base):
     worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who runs it: higher priority first (-10..10), then fair share (see app/core/jobs/scheduling.py);
+    # the device a worker must serve: cpu, cuda or any.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    device: Mapped[str] = mapped_column(String(8), default="any", server_default="any")
 
     epoch: Mapped[int] = mapped_column(Integer, default=0)
     epochs: Mapped[int] = mapped_column(Integer, default=0)
@@ -195,3 +205,15 @@ class Dataset(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     artifact_path: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Worker(Base):
+    """A worker process, alive while it keeps its row fresh: the device it serves and the job it runs."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    device: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    job_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

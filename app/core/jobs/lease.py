@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.core import workers
 from app.core.db.clock import db_now
 from app.core.db.tables import Job, JobAttempt, Tenant
 from app.core.jobs.outcome import Outcome
@@ -17,7 +18,8 @@ from app.core.jobs.outcome import Outcome
 
 def claim(*, session: Session, job_id: str, worker_id: str, lease_seconds: float) -> Job | None:
     """One atomic conditional UPDATE: the job is ours if it was queued, or running on an expired lease,
-    and its tenant runs fewer jobs than its ``max_running_jobs``.
+    and its tenant runs fewer jobs than its ``max_running_jobs``. Which job a free worker claims is
+    ``scheduling.claim_next``'s choice; this takes the one chosen.
 
     Returns the claimed job (attempt already incremented), or None: someone else has it, it is done,
     or it waits for one of its tenant's jobs to end (it stays queued; ``next_waiting`` wakes it).
@@ -44,6 +46,8 @@ def claim(*, session: Session, job_id: str, worker_id: str, lease_seconds: float
     job = session.scalar(select(Job).where(Job.id == job_id).execution_options(populate_existing=True))
     session.execute(insert(JobAttempt).values(job_id=job.id, attempt=job.attempt, tenant_id=job.tenant_id, worker_id=worker_id,
                                               started_at=db_now(), last_step=job.step))
+    session.execute(update(Tenant).where(Tenant.id == job.tenant_id).values(last_started_at=db_now()))
+    workers.running(session=session, worker_id=worker_id, job_id=job.id)
     return job
 
 
@@ -58,13 +62,13 @@ def _at_running_quota(session: Session, job_id: str) -> bool:
     return running >= quota
 
 
-def next_waiting(*, session: Session, tenant_id: str) -> str | None:
-    """The tenant's oldest queued job, if a running-jobs quota may be holding it back: the worker
-    that ends a job wakes it, so it does not wait for the reconciler to resend its message."""
+def next_waiting(*, session: Session, tenant_id: str) -> tuple[str, str] | None:
+    """The tenant's next queued job (id, device), if a running-jobs quota may be holding it back: the
+    worker that ends a job wakes it, so it does not wait for the reconciler to resend its message."""
     if session.scalar(select(Tenant.max_running_jobs).where(Tenant.id == tenant_id)) is None:
         return None
-    return session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.state == "queued", Job.cancel_requested.is_(False))
-                          .order_by(Job.created_at, Job.id).limit(1))
+    return session.execute(select(Job.id, Job.device).where(Job.tenant_id == tenant_id, Job.state == "queued", Job.cancel_requested.is_(False))
+                           .order_by(Job.priority.desc(), Job.created_at, Job.id).limit(1)).first()
 
 
 def _owned(job_id: str, worker_id: str, attempt: int):
@@ -114,6 +118,7 @@ def finish(*, session: Session, job_id: str, worker_id: str, attempt: int, outco
     if not session.execute(update(Job).where(_owned(job_id, worker_id, attempt)).values(**values)).rowcount:
         return False
     _attempt_ended(session, job_id, attempt, outcome.state)
+    workers.running(session=session, worker_id=worker_id, job_id=None)
     return True
 
 
@@ -122,6 +127,7 @@ def release(*, session: Session, job_id: str, worker_id: str, attempt: int) -> s
     queue, or to ``cancelled`` if a cancel was asked for meanwhile (claims skip such a job, so in the
     queue it would wait for ever). Returns the state it went to; None if the lease was lost."""
     owned = _owned(job_id, worker_id, attempt)
+    workers.running(session=session, worker_id=worker_id, job_id=None)
     if session.execute(update(Job).where(owned, Job.cancel_requested.is_(True))
                        .values(state="cancelled", finished_at=db_now(), lease_expires_at=None)).rowcount:
         _attempt_ended(session, job_id, attempt, "cancelled")

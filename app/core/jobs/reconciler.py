@@ -141,8 +141,7 @@ def reconcile_once(settings: Settings, sessions: sessionmaker[Session], send: Se
         with sessions() as session:
             r, f, c, more = repair_expired_leases(session=_bounded(session))
             session.commit()
-        for job_id in r:
-            send(job_id)
+        _send_all(sessions, send, r)
         requeued += r
         failed += f
         cancelled += c
@@ -154,14 +153,23 @@ def reconcile_once(settings: Settings, sessions: sessionmaker[Session], send: Se
             lost, after = queued_without_message(session=_bounded(session), grace_seconds=settings.requeue_grace_seconds,
                                                  in_broker=in_broker, after=after)
             session.commit()
-        for job_id in lost:
-            send(job_id)
+        _send_all(sessions, send, lost)
         resent += lost
         if after is None:
             break
     if requeued or failed or cancelled or resent:
         log.info("reconciled: requeued %d, failed %d, cancelled %d, re-sent %d", len(requeued), len(failed), len(cancelled), len(resent))
     return Repairs(requeued=requeued, failed=failed, resent=resent, cancelled=cancelled)
+
+
+def _send_all(sessions: sessionmaker[Session], send: Send, job_ids: list[str]) -> None:
+    """The messages of jobs just made queued, each to its device's queue."""
+    if not job_ids:
+        return
+    with sessions() as session:
+        devices = dict(session.execute(select(Job.id, Job.device).where(Job.id.in_(job_ids))).all())
+    for job_id in job_ids:
+        send(job_id, devices.get(job_id, "any"))
 
 
 class Reconciler:

@@ -18,7 +18,7 @@ from app.core.db.tables import Job, JobAttempt
 from app.core.db.types import utcnow
 from app.core.errors import Conflict, InvalidInput, detail
 from app.core.ids import new_id
-from app.core.jobs import log
+from app.core.jobs import log, scheduling
 from app.core.jobs.outcome import TERMINAL_STATES
 from app.core.jobs.spec import JobSpec
 from app.core.jobs.validation import JobLimits, validate_spec
@@ -26,7 +26,7 @@ from app.core.paging import Page, newest_page
 
 
 def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int, limits: JobLimits | None = None) -> Job:
-    quotas.check_can_queue(session=session, tenant_id=tenant_id)
+    quotas.check_can_queue(session=session, tenant_id=tenant_id, priority=spec.priority)
     info = dataset_service.resolve(session=session, tenant_id=tenant_id, ref=spec.data.dataset)
     source = None
     if spec.model.init_from is not None:
@@ -47,6 +47,8 @@ def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int
         spec=stored_spec,
         dataset_ref=spec.data.dataset,
         max_attempts=max_attempts,
+        priority=spec.priority,
+        device=spec.resources.device,
         epochs=spec.training.epochs,
         estimate=checked.estimate,
         latest_metrics={},
@@ -71,6 +73,14 @@ def list_jobs(*, session: Session, tenant_id: str, state: str | None, limit: int
     if state:
         stmt = stmt.where(Job.state == state)
     return newest_page(session, stmt, Job, limit=limit, cursor=cursor)
+
+
+def place_in_queue(*, session: Session, job: Job, alive_seconds: float) -> tuple[int, str] | None:
+    """(position, what it waits for) of a queued job; None for any other."""
+    if job.state != "queued":
+        return None
+    return (scheduling.queue_position(session=session, job=job),
+            scheduling.waiting_for(session=session, job=job, alive_seconds=alive_seconds))
 
 
 def request_cancel(*, session: Session, tenant_id: str, job_id: str, kind: str = "train") -> Job:

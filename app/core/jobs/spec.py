@@ -114,9 +114,16 @@ class TrainingSpec(_Strict):
     checkpoint_every_steps: bounded_integer(ge=1) | None = Field(None, description="checkpoint every N steps too, not only at each epoch's end")
 
 
+class ResourcesSpec(_Strict):
+    device: Literal["cpu", "cuda", "any"] = Field(
+        "any", description="the worker it runs on: any = a GPU worker where one is free, else a CPU worker")
+
+
 class JobSpec(_Strict):
     name: str = Field(min_length=1, max_length=200)
     model: ModelSpec
     data: DataSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     seed: Integer = Field(0, ge=0, le=2**31 - 1)
+    priority: Integer = Field(0, ge=-10, le=10, description="higher runs first; above 0 as far as the tenant's max_priority allows")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
