@@ -11,6 +11,7 @@ import logging
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 
+from app.core.artifacts.configured import open_store
 from app.core.db.engine import session_factory
 from app.core.jobs.reconciler import Reconciler
 from app.core.queue import RUN_JOB_TASK, celery_config, prepare_sql_broker, queue_of
@@ -48,7 +49,7 @@ def _on_ready(**_):
     _configure_torch()
     sessions = session_factory(settings.database_url)
     if settings.run_reconciler:
-        _reconciler = Reconciler(settings, sessions, send).start()
+        _reconciler = Reconciler(settings, sessions, send, open_store(settings)).start()
     device = worker_device(settings)
     _presence = Presence(sessions, worker_id(), device, settings.worker_beat_seconds).start()
     logging.getLogger("kiln.worker").info("worker ready; serves %s jobs; torch threads: %d", device, settings.torch_threads)

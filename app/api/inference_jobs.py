@@ -99,6 +99,14 @@ def cancel(job_id: str, caller: TrainCaller, session: SessionDep):
     return InferenceJobOut.of(job)
 
 
+@router.delete("/{job_id}", status_code=204, operation_id="deleteInferenceJob", responses=errors(404, 409))
+def delete_inference_job(job_id: str, caller: TrainCaller, session: SessionDep, store: StoreDep):
+    """A finished batch job and its results."""
+    job_service.delete(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id, kind=batch_inference.KIND)
+    session.commit()
+    return Response(status_code=204)
+
+
 @router.get("/{job_id}/results", response_class=FileResponse, operation_id="getInferenceJobResults",
             responses={**errors(404, 409), 200: {"content": {"text/csv": {}, "application/octet-stream": {}}}})
 def results(job_id: str, caller: ReadCaller, session: ReadSessionDep, store: StoreDep, format: Literal["csv", "npz"] = "csv"):

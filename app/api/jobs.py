@@ -188,6 +188,15 @@ def cancel_job(job_id: str, caller: TrainCaller, session: SessionDep):
     return JobOut.of(job)
 
 
+@router.delete("/{job_id}", status_code=204, operation_id="deleteJob", responses=errors(404, 409))
+def delete_job(job_id: str, caller: TrainCaller, session: SessionDep, store: StoreDep,
+               delete_model: Annotated[bool, Query(description="its model too (refused while a queued or running job needs it)")] = False):
+    """A finished job, its metrics, checkpoints and log; its model stays unless ``delete_model``."""
+    job_service.delete(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id, with_model=delete_model)
+    session.commit()
+    return Response(status_code=204)
+
+
 @router.get("/{job_id}/logs", response_class=PlainTextResponse, operation_id="getJobLogs", responses=errors(404))
 def get_logs(job_id: str, caller: ReadCaller, session: ReadSessionDep, store: StoreDep):
     return PlainTextResponse(job_service.read_log(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id))

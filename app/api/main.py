@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         state = app.state
-        reconciler = Reconciler(settings, state.sessions, state.broker.send).start() if settings.run_reconciler else None
+        reconciler = Reconciler(settings, state.sessions, state.broker.send, state.store).start() if settings.run_reconciler else None
         # Everything imported so far (torch, FastAPI, SQLAlchemy) lives as long as the process:
         # move it out of the collector's sight, so collections on the request path scan only
         # what requests allocate.

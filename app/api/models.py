@@ -146,6 +146,15 @@ def update_model(model_id: str, body: ModelPatch, caller: TrainCaller, session: 
     return ModelOut.of(model)
 
 
+@router.delete("/{model_id}", status_code=204, operation_id="deleteModel", responses=errors(404, 409))
+def delete_model(model_id: str, caller: TrainCaller, session: SessionDep, store: StoreDep):
+    """The model's record and files (weights, card, exports); a 409 while a queued or running job
+    needs it. Other API processes stop serving it within KILN_MODEL_RECORD_CACHE_SECONDS."""
+    trained_models.delete(session=session, store=store, tenant_id=caller.tenant_id, model_id=model_id)
+    session.commit()
+    return Response(status_code=204)
+
+
 @router.post("/{model_id}/predict", response_model=PredictOut, openapi_extra=PREDICT_BODY, operation_id="predict", responses=SERVING_ERRORS)
 async def predict(
     model_id: str, caller: PredictCaller, request: Request, runtime: RuntimeDep,

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     run_reconciler: bool = True
     worker_beat_seconds: float = Field(5.0, gt=0, description="how often a worker says it is alive (the workers table)")
     worker_alive_seconds: float = Field(30.0, gt=0, description="a worker unseen this long is not counted as alive")
+    orphan_sweep_seconds: float = Field(3600.0, gt=0, description="how often the reconciler looks for artifacts no row owns")
+    orphan_grace_seconds: float = Field(3600.0, ge=0, description="an unowned artifact folder is collected once unchanged this long")
     reconcile_seconds: float = Field(10.0, gt=0, description="how often the reconciler runs (in every api and worker)")
     requeue_grace_seconds: float = Field(15.0, ge=0, description="a queued job's message may be in flight this long")
     checkpoint_keep: int = Field(2, ge=1, description="newest checkpoints kept per job, besides the best")

@@ -3,10 +3,13 @@ made from a saved model, and its card read back. Weights live in the artifact st
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core import scoped
-from app.core.db.tables import TrainedModel
+from app.core.artifacts.store import ArtifactStore
+from app.core.db.tables import Job, TrainedModel
+from app.core.errors import Conflict
 from app.core.model_card import ModelCard, SavedModel
 from app.core.paging import Page, newest_page
 
@@ -51,3 +54,27 @@ def set_serving(*, session: Session, tenant_id: str, model_id: str, options: dic
     model.serving = {k: v for k, v in options.items() if v is not None} or None
     session.flush()
     return model
+
+
+def users(*, session: Session, tenant_id: str, model_id: str) -> list[str]:
+    """The tenant's queued or running jobs that need the model: training from its weights
+    (``init_from``), or a batch job predicting with it."""
+    active = session.execute(select(Job.id, Job.kind, Job.spec).where(Job.tenant_id == tenant_id, Job.state.in_(("queued", "running"))))
+    return [job_id for job_id, kind, spec in active if _model_of(kind, spec) == model_id]
+
+
+def _model_of(kind: str, spec: dict) -> str | None:
+    if kind == "inference":
+        return spec.get("model_id")
+    return ((spec.get("model") or {}).get("init_from") or {}).get("model_id")
+
+
+def delete(*, session: Session, store: ArtifactStore, tenant_id: str, model_id: str) -> None:
+    """The model's row and files; a 409 while a queued or running job needs it."""
+    model = get(session=session, tenant_id=tenant_id, model_id=model_id)
+    using = users(session=session, tenant_id=tenant_id, model_id=model_id)
+    if using:
+        raise Conflict(f"model {model_id!r} is used by queued or running jobs: {', '.join(using[:5])}; cancel them or let them end first")
+    session.delete(model)
+    session.flush()
+    store.delete(model.artifact_path)

@@ -1,7 +1,7 @@
 """The whole API fuzzed: schemathesis (its CLI, every check) against a real `kiln api` on the
 embedded default, over every operation, with real ids supplied so that deep paths are reached: a
-classifier, a GAN and an RBM, a dataset (and one to delete), a training job, an inference job, a
-key to revoke. It must find nothing.
+classifier, a GAN and an RBM, a dataset, a training job, an inference job, and one of each to
+delete (a dataset, a finished job and its model, an inference job, a key). It must find nothing.
 
 The run's configuration is tests/fuzz/schemathesis.toml; the ids are filled in here. A failure
 prints schemathesis's report, with a curl command that reproduces each finding.
@@ -53,12 +53,16 @@ def prepare(stack: Stack) -> dict[str, str]:
     inference = client.post("/v1/inference-jobs", json={"model_id": job["model_id"], "dataset_id": dataset["id"], "split": "train"}).json()
     assert wait_for(client, inference["id"], {"succeeded", "failed"}, timeout=120, resource="inference-jobs")["state"] == "succeeded"
     doomed_key = client.post("/v1/keys", json={"name": "for revokeKey to revoke", "scopes": ["read"]}).json()
+    doomed_job = trained({**TABULAR_JOB, "name": "for deleteJob and deleteModel", "data": {"dataset": dataset["id"]}})
+    doomed_inference = client.post("/v1/inference-jobs", json={"model_id": job["model_id"], "dataset_id": dataset["id"]}).json()
+    assert wait_for(client, doomed_inference["id"], {"succeeded"}, timeout=120, resource="inference-jobs")
     stack.processes.remove(worker)
     os.killpg(worker.pid, 15)
     worker.wait(30)
     return {"MODEL_ID": job["model_id"], "GAN_ID": gan["model_id"], "RBM_ID": rbm["model_id"], "DATASET_ID": dataset["id"],
             "DOOMED_DATASET_ID": doomed["id"], "JOB_ID": job["id"], "INFERENCE_JOB_ID": inference["id"],
-            "DOOMED_KEY_ID": doomed_key["id"], "API_KEY": client.headers["authorization"].split()[1]}
+            "DOOMED_KEY_ID": doomed_key["id"], "DOOMED_JOB_ID": doomed_job["id"], "DOOMED_MODEL_ID": doomed_job["model_id"],
+            "DOOMED_INFERENCE_JOB_ID": doomed_inference["id"], "API_KEY": client.headers["authorization"].split()[1]}
 
 
 def schemathesis(base_url: str, ids: dict[str, str], *extra: str) -> subprocess.CompletedProcess:

@@ -90,6 +90,12 @@ class LocalStore:
         elif target.exists():
             target.unlink()
 
+    def last_modified(self, key: str) -> float | None:
+        target = self.path(key)
+        if target.is_dir():
+            return max((p.stat().st_mtime for p in target.rglob("*") if p.is_file()), default=target.stat().st_mtime)
+        return target.stat().st_mtime if target.exists() else None
+
     def size(self, key: str) -> int:
         target = self.path(key)
         if target.is_dir():

@@ -220,6 +220,16 @@ class S3Store:
 
         self._call("delete", key, remove)
 
+    def last_modified(self, key: str) -> float | None:
+        full = self._key(key)
+        found = self._call("look up", key, lambda: [o["LastModified"].timestamp() for o in self._objects(full)])
+        if not found:
+            try:
+                found = [self._call("look up", key, lambda: self.client.head_object(Bucket=self.bucket, Key=full)["LastModified"].timestamp())]
+            except FileNotFoundError:
+                return None
+        return max(found)
+
     def size(self, key: str) -> int:
         full = self._key(key)
         total = self._call("measure", key, lambda: sum(o["Size"] for o in self._objects(full)))

@@ -43,6 +43,9 @@ class ArtifactStore(Protocol):
     def delete(self, key: str) -> None:
         """The file, or everything under the folder ``key``."""
 
+    def last_modified(self, key: str) -> float | None:
+        """When the file, or the newest file under the folder ``key``, last changed (epoch seconds); None if there is none."""
+
     def size(self, key: str) -> int:
         """Bytes of the file, or of everything under the folder ``key``; 0 if there is nothing."""
 

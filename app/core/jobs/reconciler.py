@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core import orphans
+from app.core.artifacts.store import ArtifactStore
 from app.core.db.clock import db_now
 from app.core.db.tables import Job, JobAttempt
 from app.core.queue import Send, queued_job_ids
@@ -173,10 +176,12 @@ def _send_all(sessions: sessionmaker[Session], send: Send, job_ids: list[str]) -
 
 
 class Reconciler:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], send: Send):
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], send: Send, store: ArtifactStore | None = None):
         self.settings = settings
         self.sessions = sessions
         self.send = send
+        self.store = store  # given: orphaned artifacts are collected too, every KILN_ORPHAN_SWEEP_SECONDS
+        self._next_sweep = time.monotonic() + settings.orphan_sweep_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kiln-reconciler", daemon=True)
 
@@ -194,3 +199,9 @@ class Reconciler:
                 reconcile_once(self.settings, self.sessions, self.send)
             except Exception:  # noqa: BLE001 - the next pass tries again (database restarting, broker down)
                 log.warning("reconcile pass failed", exc_info=True)
+            if self.store is not None and time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + self.settings.orphan_sweep_seconds
+                try:
+                    orphans.sweep(sessions=self.sessions, store=self.store, grace_seconds=self.settings.orphan_grace_seconds)
+                except Exception:  # noqa: BLE001 - the next sweep tries again
+                    log.warning("orphan sweep failed", exc_info=True)

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core import quotas, scoped, trained_models
+from app.core.artifacts import layout
 from app.core.artifacts.store import ArtifactStore
 from app.core.datasets import service as dataset_service
 from app.core.db.clock import db_now
@@ -81,6 +82,19 @@ def place_in_queue(*, session: Session, job: Job, alive_seconds: float) -> tuple
         return None
     return (scheduling.queue_position(session=session, job=job),
             scheduling.waiting_for(session=session, job=job, alive_seconds=alive_seconds))
+
+
+def delete(*, session: Session, store: ArtifactStore, tenant_id: str, job_id: str, kind: str = "train", with_model: bool = False) -> None:
+    """A finished job, its metrics, attempts and files (checkpoints, log, results); its model too
+    if asked (and no other job needs it). A 409 while it is queued or running."""
+    job = get(session=session, tenant_id=tenant_id, job_id=job_id, kind=kind)
+    if job.state not in TERMINAL_STATES:
+        raise Conflict(f"job {job_id!r} is {job.state}; only a finished job can be deleted: cancel it first")
+    if with_model and job.model_id and trained_models.find(session=session, tenant_id=tenant_id, model_id=job.model_id):
+        trained_models.delete(session=session, store=store, tenant_id=tenant_id, model_id=job.model_id)
+    session.delete(job)  # its metric points and attempts go with it (ON DELETE CASCADE)
+    session.flush()
+    store.delete(layout.job_prefix(job.id))
 
 
 def request_cancel(*, session: Session, tenant_id: str, job_id: str, kind: str = "train") -> Job:
