@@ -74,6 +74,8 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
+        # A page of a tenant's jobs of one kind and state, newest first (GET /v1/jobs?state=).
+        Index("ix_jobs_tenant_kind_state_created", "tenant_id", "kind", "state", "created_at", "id"),
         Index("ix_jobs_state_lease", "state", "lease_expires_at"),
         # A tenant's next job (highest priority, then oldest): the claim's one probe per tenant.
         Index("ix_jobs_tenant_next", "tenant_id", "state", "priority", "created_at", "id"),

@@ -1,0 +1,173 @@
+"""Scale of the job store: the API's reads at 1,000 jobs / 10,000 metric points and at 100,000
+jobs / 10,000,000 points, side by side in one run.
+
+    python bench/scale.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres [--sqlite]
+    python bench/scale.py --postgres URL --jobs 100000 --points 10000000   (the defaults)
+
+For each database: a fresh database filled with batched inserts (10 tenants; jobs mostly
+succeeded, some running, failed, queued; one job holding a tenth of the points, up to 1,000,000,
+the rest over 1,000 other jobs), analyzed as autovacuum would, then a real `kiln api` process
+answers, for one tenant (a tenth of the jobs): the first page of GET /v1/jobs, a page filtered by
+state, the 100th page by cursor (pages of 1, so it exists at both sizes), GET /v1/jobs/{id}, and
+the big job's train_loss downsampled (max_points=1000). p50 of 30 requests each; the ratio full /
+small should stay under 1.5 (the cost is O(page), not O(table)). --sqlite does the same on the
+embedded database at --sqlite-jobs / --sqlite-points (100,000 / 1,000,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import create_engine, insert, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from app.core.db.engine import session_factory  # noqa: E402
+from app.core.db.tables import Job, MetricPoint, Tenant  # noqa: E402
+from tests.integration.conftest import Stack  # noqa: E402
+
+STATES = ["succeeded"] * 14 + ["failed", "running", "queued"] * 2  # a tenth running
+BATCH = 20_000
+
+
+def fill(database_url: str, jobs: int, points: int, key_tenant: str) -> tuple[str, str]:
+    """Jobs and points as the API would have written them; (a job id of key_tenant, the big job's id)."""
+    rng = random.Random(0)
+    sessions = session_factory(database_url)
+    with sessions() as s:
+        tenant_ids = [key_tenant] + [s.scalar(select(Tenant.id).where(Tenant.name == f"bench-{i}")) for i in range(1, 10)]
+        s.commit()
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    job_ids = []
+    with sessions() as s:
+        for first in range(0, jobs, BATCH):
+            rows = []
+            for i in range(first, min(first + BATCH, jobs)):
+                job_id = f"job_{secrets.token_hex(16)}"
+                job_ids.append(job_id)
+                rows.append({"id": job_id, "tenant_id": tenant_ids[i % 10], "name": f"job {i}", "state": rng.choice(STATES),
+                             "spec": {"name": f"job {i}"}, "created_at": start + timedelta(seconds=i), "latest_metrics": {},
+                             "epochs": 10, "attempt": 1})
+            s.execute(insert(Job), rows)
+        s.commit()
+    big = job_ids[0]  # key_tenant's
+    others = job_ids[10:1010:10] or job_ids[1:]
+    big_points = points // 10
+    tenant_of = {job_id: tenant_ids[i % 10] for i, job_id in enumerate(job_ids[:1010])}
+    with sessions() as s:
+        plan = [(big, big_points)] + [(job_id, (points - big_points) // len(others)) for job_id in others]
+        buffer = []
+        for job_id, n in plan:
+            tenant = tenant_of[job_id]
+            for step in range(1, n + 1):
+                buffer.append({"job_id": job_id, "name": "train_loss", "step": step, "tenant_id": tenant, "epoch": step // 1000,
+                               "value": 1.0 / step + rng.random() * 0.01, "time": start})
+                if len(buffer) >= BATCH:
+                    s.execute(insert(MetricPoint), buffer)
+                    buffer = []
+        if buffer:
+            s.execute(insert(MetricPoint), buffer)
+        s.commit()
+        s.execute(text("ANALYZE"))  # what autovacuum (or SQLite's optimize) does after such a load
+        s.commit()
+    return job_ids[10], big
+
+
+def p50(client, path: str, params: dict | None = None, repeats: int = 30) -> float:
+    first = client.get(path, params=params).json()  # warm
+    if "items" in first:
+        assert len(first["items"]) == params["limit"], f"{path} {params}: a page of {len(first['items'])}, not full"
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        r = client.get(path, params=params)
+        times.append(time.perf_counter() - t)
+        assert r.status_code == 200, r.text
+    return statistics.median(times) * 1000
+
+
+def measure(env: dict[str, str], jobs: int, points: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack("bench", {**env, "KILN_RUN_RECONCILER": "false", "KILN_RATE_LIMIT_PREDICT": "", "KILN_RATE_LIMIT_SUBMIT": ""},
+                      Path(tmp))
+        try:
+            stack.kiln("db", "upgrade")
+            for i in range(1, 10):
+                stack.kiln("keys", "create", "--tenant", f"bench-{i}")
+            key = stack.kiln("keys", "create", "--tenant", "bench-0").strip().splitlines()[-1]
+            database_url = stack.settings().database_url
+            with session_factory(database_url)() as s:
+                tenant = s.scalar(select(Tenant.id).where(Tenant.name == "bench-0"))
+            t = time.perf_counter()
+            one_job, big = fill(database_url, jobs, points, tenant)
+            print(f"   filled {jobs:,} jobs and {points:,} points in {time.perf_counter() - t:.0f} s", flush=True)
+            stack.start_api()
+            import httpx
+
+            client = httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+            cursor = None
+            for _ in range(99):
+                cursor = client.get("/v1/jobs", params={"limit": 1, **({"cursor": cursor} if cursor else {})}).json()["next_cursor"]
+            return {
+                "GET /v1/jobs (first page of 50)": p50(client, "/v1/jobs", {"limit": 50}),
+                # Pages of 5: full at both sizes (about 10 of the tenant's 100 jobs run at the small size).
+                "GET /v1/jobs?state=running (a page of 5)": p50(client, "/v1/jobs", {"limit": 5, "state": "running"}),
+                "GET /v1/jobs, the 100th page (by cursor)": p50(client, "/v1/jobs", {"limit": 1, "cursor": cursor}),
+                "GET /v1/jobs/{id}": p50(client, f"/v1/jobs/{one_job}"),
+                "metrics of the big job, max_points=1000": p50(client, f"/v1/jobs/{big}/metrics", {"names": "train_loss", "max_points": 1000}),
+            }
+        finally:
+            stack.stop()
+
+
+def report(label: str, env_for, sizes: list[tuple[int, int]]) -> None:
+    print(f"{label}:", flush=True)
+    results = [measure(env_for(), jobs, points) for jobs, points in sizes]
+    (small_jobs, small_points), (jobs, points) = sizes
+    print(f"   {'read':44s} {f'{small_jobs:,}/{small_points:,}':>16s} {f'{jobs:,}/{points:,}':>18s} {'ratio':>6s}")
+    for name in results[0]:
+        a, b = results[0][name], results[1][name]
+        print(f"   {name:44s} {a:13.2f} ms {b:15.2f} ms {b / a:6.2f} {'ok' if b / a <= 1.5 else 'OVER 1.5'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--postgres", help="an admin URL of a PostgreSQL server: a database is made per size")
+    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--points", type=int, default=10_000_000)
+    parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument("--sqlite-jobs", type=int, default=100_000)
+    parser.add_argument("--sqlite-points", type=int, default=1_000_000)
+    args = parser.parse_args()
+    made: list[str] = []
+    if args.postgres:
+        admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+
+        def pg_env() -> dict[str, str]:
+            name = f"kiln_scale_{secrets.token_hex(4)}"
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            made.append(name)
+            return {"KILN_DATABASE_URL": make_url(args.postgres).set(database=name).render_as_string(hide_password=False)}
+
+        try:
+            report("PostgreSQL", pg_env, [(1_000, 10_000), (args.jobs, args.points)])
+        finally:
+            with admin.connect() as conn:
+                for name in made:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    if args.sqlite:
+        report("SQLite", dict, [(1_000, 10_000), (args.sqlite_jobs, args.sqlite_points)])
+
+
+if __name__ == "__main__":
+    main()
