@@ -1,5 +1,5 @@
-"""Who runs next. A message only says "there is work"; a free worker claims, in one statement, the
-claimable job for its device that comes first by:
+"""Who runs next. A message only says "there is work"; a free worker claims the claimable job for
+its device that comes first by:
 
 1. ``priority``, highest first (-10..10; above 0 as far as the tenant's ``max_priority`` allows),
 2. the tenant with the fewest running jobs (fair share),
@@ -9,10 +9,9 @@ claimable job for its device that comes first by:
 Claimable: queued, no cancel asked, a device the worker serves, its tenant under its
 ``max_running_jobs``. Only each tenant's own next job can win (the fair-share keys are its
 tenant's), so the claim reads one job per tenant through an index, not the whole queue: its cost
-grows with the number of tenants, not of jobs. On
-PostgreSQL the candidates are locked ``FOR UPDATE SKIP LOCKED`` (two workers never wait for each
-other's choice) and the tenant's row is locked before its running jobs are counted again
-(``lease.claim``), so two claims at once cannot both take a tenant's last slot; on SQLite the
+grows with the number of tenants, not of jobs. On PostgreSQL the first candidate no other worker
+is claiming is locked ``FOR UPDATE SKIP LOCKED``, then its tenant's row before the tenant's running
+jobs are counted again (``lease.claim``), so two claims at once cannot both take a tenant's last slot; on SQLite the
 claim is one write transaction (``BEGIN IMMEDIATE``), which already serialises them.
 """
 
@@ -21,34 +20,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core import workers
 from app.core.db.tables import Job, Tenant
 from app.core.jobs import lease
+from app.core.queue import DEVICES
 
-DEVICES = ("cpu", "cuda")
 TRIES = 20  # candidates taken by other workers or held by a quota meanwhile, before giving up for this message
 
 
 def _running_per_tenant():
     return select(Job.tenant_id, func.count().label("running")).where(Job.state == "running").group_by(Job.tenant_id).subquery()
-
-
-def _claimable(devices: list[str]) -> tuple[Select, object, object]:
-    """Queued claimable jobs for ``devices`` joined with their tenant's running count: the select,
-    the running count and the order key's columns."""
-    running = _running_per_tenant()
-    count = func.coalesce(running.c.running, 0)
-    stmt = (
-        select(Job.id, Job.tenant_id)
-        .join(Tenant, Tenant.id == Job.tenant_id)
-        .outerjoin(running, running.c.tenant_id == Job.tenant_id)
-        .where(Job.state == "queued", Job.cancel_requested.is_(False), Job.device.in_(devices),
-               or_(Tenant.max_running_jobs.is_(None), count < Tenant.max_running_jobs))
-    )
-    return stmt, count, running
 
 
 def devices_served(device: str, take_any: bool) -> list[str]:
