@@ -6,19 +6,16 @@ and a CPU worker deciding whether to leave a job for "any" device to an idle GPU
 from __future__ import annotations
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.core.db.clock import db_now
 from app.core.db.tables import Job, Worker
+from app.core.db.upsert import insert_for
 
 
 def beat(*, session: Session, worker_id: str, device: str) -> None:
     """Says this worker is alive (its row made on the first beat)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(Worker).values(id=worker_id, device=device, started_at=db_now(), last_seen_at=db_now())
+    stmt = insert_for(session)(Worker).values(id=worker_id, device=device, started_at=db_now(), last_seen_at=db_now())
     session.execute(stmt.on_conflict_do_update(index_elements=[Worker.id], set_={"last_seen_at": db_now(), "device": device}))
 
 

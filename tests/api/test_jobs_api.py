@@ -255,7 +255,8 @@ def test_metric_reads_are_bounded(client, owner, long_series, settings):
     # Past KILN_MAX_METRIC_POINTS an ask gets the cap: never more points than that in one answer.
     cap = settings.max_metric_points
     charted = client.get(f"/v1/jobs/{long_series}/metrics", params={"max_points": 10**6, "names": "train_loss"}, headers=owner).json()
-    assert cap // 2 < len(charted["series"]["train_loss"]) <= cap and charted["total_points"]["train_loss"] == 100_000
+    # M4 stretches are aligned to the roll-ups: at least 4/5 of cap/4 of them, two points each on this falling curve
+    assert cap * 2 // 5 < len(charted["series"]["train_loss"]) <= cap and charted["total_points"]["train_loss"] == 100_000
     page = client.get(f"/v1/jobs/{long_series}/metrics/train_loss/points", params={"limit": 10**6}, headers=owner).json()
     assert len(page["points"]) == cap and page["next_cursor"] == str(cap)
 

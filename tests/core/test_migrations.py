@@ -34,3 +34,34 @@ def test_migrations_match_tables_on_sqlite(tmp_path):
 
 def test_migrations_match_tables_on_postgres(postgres_url):
     assert _diff(postgres_url) == []
+
+
+def test_the_rollup_migration_sums_up_the_points_already_written(tmp_path):
+    """Points written before migration 0010 are charted from roll-ups the upgrade builds."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert
+
+    from app.core import tenants
+    from app.core.db.engine import session_factory
+    from app.core.db.tables import MetricPoint
+    from app.core.jobs import metrics
+    from app.core.jobs import service as job_service
+    from app.core.jobs.spec import JobSpec
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    migrate.upgrade(url, "0009")
+    sessions = session_factory(url)
+    spec = JobSpec.model_validate({"name": "j", "model": {"architecture": "mlp"}, "data": {"dataset": "builtin:digits"}})
+    at = datetime.now(timezone.utc)
+    with sessions() as s:
+        tenant = tenants.get_or_create_tenant(session=s, name="t")
+        job = job_service.create(session=s, tenant_id=tenant.id, spec=spec, max_attempts=1)
+        s.execute(insert(MetricPoint), [{"job_id": job.id, "tenant_id": tenant.id, "name": "loss", "step": step, "epoch": 0,
+                                         "value": -5.0 if step == 2_222 else 1.0, "time": at} for step in range(1, 5_001)])
+        s.commit()
+        tenant_id, job_id = tenant.id, job.id
+    migrate.upgrade(url)
+    with sessions() as s:
+        loss = metrics.series(session=s, tenant_id=tenant_id, job_id=job_id, names=None, max_points=100)["loss"]
+    assert loss.total == 5_000 and -5.0 in [p["value"] for p in loss.points] and len(loss.points) <= 100

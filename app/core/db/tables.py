@@ -158,6 +158,38 @@ class MetricPoint(Base):
     time: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class MetricRollup(Base):
+    """One metric's aligned stretch of steps ``[bucket << level, (bucket + 1) << level)``, summed up:
+    how many points, and its first, last, lowest and highest point. Kept as points arrive
+    (``app.core.jobs.metric_rollups``) so a downsampled read costs O(answer), not O(series)."""
+
+    __tablename__ = "metric_rollups"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    count: Mapped[int] = mapped_column(BigInteger)
+    # The four points M4 keeps of the stretch, whole: a chart's read needs nothing else.
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    first_epoch: Mapped[int] = mapped_column(Integer)
+    first_value: Mapped[float] = mapped_column(Float)
+    first_time_us: Mapped[int] = mapped_column(BigInteger)  # microseconds since 1970: a chart reads thousands
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    last_epoch: Mapped[int] = mapped_column(Integer)
+    last_value: Mapped[float] = mapped_column(Float)
+    last_time_us: Mapped[int] = mapped_column(BigInteger)  # microseconds since 1970: a chart reads thousands
+    low_step: Mapped[int] = mapped_column(BigInteger)
+    low_epoch: Mapped[int] = mapped_column(Integer)
+    low_value: Mapped[float] = mapped_column(Float)
+    low_time_us: Mapped[int] = mapped_column(BigInteger)  # microseconds since 1970: a chart reads thousands
+    high_step: Mapped[int] = mapped_column(BigInteger)
+    high_epoch: Mapped[int] = mapped_column(Integer)
+    high_value: Mapped[float] = mapped_column(Float)
+    high_time_us: Mapped[int] = mapped_column(BigInteger)  # microseconds since 1970: a chart reads thousands
+
+
 class TrainedModel(Base):
     __tablename__ = "models"
     __table_args__ = (Index("ix_models_tenant_created", "tenant_id", "created_at", "id"),)
