@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import orjson
@@ -34,6 +35,8 @@ from app.core.jobs.metrics import Point
 from app.core.settings import Settings
 from worker.resources import peak_memory_bytes, reset_peak_memory
 
+RATE_WINDOW_SECONDS = 60.0
+
 log = logging.getLogger("kiln.worker")
 
 
@@ -46,6 +49,7 @@ class JobContext:
         self._lock = threading.Lock()
         self._points: list[Point] = []
         self._progress: dict[str, int] = {}
+        self._step_times: deque[tuple[float, int]] = deque(maxlen=512)  # (monotonic time, step) as progress is set
         self._latest: dict[str, float] = {}
         self._stop: str | None = None
         self.resumed_from_step: int | None = None
@@ -68,6 +72,7 @@ class JobContext:
 
     def set_progress(self, *, epoch: int, step: int, total_steps: int) -> None:
         self._progress = {"epoch": epoch, "step": step, "total_steps": total_steps}
+        self._step_times.append((time.monotonic(), step))
 
     def stop_reason(self) -> str | None:
         return self._stop
@@ -139,11 +144,23 @@ class JobContext:
         self._closing.set()
         self._thread.join()
 
-    def _progress_values(self) -> dict[str, int]:
-        values = dict(self._progress)
+    def _progress_values(self) -> dict[str, float]:
+        values: dict[str, float] = dict(self._progress)
         if self._checkpoint_bytes is not None:
             values["checkpoint_bytes"] = self._checkpoint_bytes
+        rate = self._step_rate()
+        if rate is not None:
+            values["steps_per_second"] = rate
         return values
+
+    def _step_rate(self) -> float | None:
+        """Steps a second over the last ``RATE_WINDOW_SECONDS`` of this attempt (what an ETA is
+        drawn from: the recent pace, not one slowed by start-up or a past epoch's evaluation)."""
+        samples = list(self._step_times)
+        recent = [(t, step) for t, step in samples if t >= samples[-1][0] - RATE_WINDOW_SECONDS] if samples else []
+        if len(recent) < 2 or recent[-1][0] - recent[0][0] < 0.5 or recent[-1][1] <= recent[0][1]:
+            return None
+        return (recent[-1][1] - recent[0][1]) / (recent[-1][0] - recent[0][0])
 
     def _beat_loop(self) -> None:
         while not self._closing.wait(self.settings.heartbeat_seconds):

@@ -6,13 +6,15 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.api.common import PageOut
 from app.api.deps import PageDep, ReadCaller, ReadSessionDep, SessionDep, SettingsDep, StoreDep, TrainCaller, UploadCaller
 from app.api.errors import errors
+from app.api.idempotency import IdempotencyKeyHeader, Once
+from app.core import idempotency
 from app.core.datasets import ingest
 from app.core.datasets import service as dataset_service
 from app.core.db.tables import Dataset
@@ -67,7 +69,21 @@ def _options(raw: str | None) -> dict[str, Any]:
     return options
 
 
-@router.post("", status_code=201, response_model=DatasetOut, operation_id="uploadDataset", responses=errors(413, 429))
+UPLOAD_FIELDS = ("file", "name", "format", "options")
+
+
+async def only_upload_fields(request: Request) -> None:
+    """An unknown form field is a 422 naming it: ``-F label_column=x`` was silently dropped, and
+    the error then spoke of a missing column ``label``. (The form FastAPI parsed, not a second parse.)"""
+    unknown = sorted(set((await request.form()).keys()) - set(UPLOAD_FIELDS))
+    if unknown:
+        hint = "; a format's options go in the JSON field options, e.g. -F 'options={\"label_column\": \"species\"}'"
+        raise InvalidInput(f"unknown form field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} (known: {', '.join(UPLOAD_FIELDS)}){hint}",
+                           [detail(["body", name], "unknown field") for name in unknown])
+
+
+@router.post("", status_code=201, response_model=DatasetOut, operation_id="uploadDataset", responses=errors(413, 429),
+             dependencies=[Depends(only_upload_fields)])
 def upload_dataset(
     caller: UploadCaller, reads: ReadSessionDep, session: SessionDep, settings: SettingsDep, store: StoreDep, response: Response,
     file: Annotated[list[UploadFile], File(min_length=1, description="one or more files (IDX: the images and labels files, optionally the test pair)")],
@@ -75,21 +91,33 @@ def upload_dataset(
     # A plain string, so an unknown format gets the service's own message; the schema still lists them.
     format: Annotated[str, Form(description="the upload's format", json_schema_extra={"enum": list(ingest.FORMATS)})],
     options: Annotated[str | None, Form(description='JSON object, e.g. {"label_column": "species"} or {"size": [32, 32], "channels": 1}')] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ):
     dataset_service.check_room(session=reads, tenant_id=caller.tenant_id)
     reads.close()  # nothing stays open through the conversion
     uploads = [ingest.Upload(filename=f.filename or f"file{i}", file=f.file) for i, f in enumerate(file)]
+    asked_options = _options(options)
     dataset = dataset_service.create(
         session=session, store=store, tenant_id=caller.tenant_id, name=name, fmt=format,
-        uploads=uploads, options=_options(options), limits=ingest.IngestLimits.of(settings),
+        uploads=uploads, options=asked_options, limits=ingest.IngestLimits.of(settings),
     )
+    # What was sent is known once it has streamed in: a retry is recognised, and its copy dropped, after the upload.
+    once = Once(session=session, settings=settings, tenant_id=caller.tenant_id, route="uploadDataset", key=idempotency_key)
+    asked = idempotency.fingerprint(name, format, asked_options, dataset.sha256)
     try:
-        session.commit()
+        replay = once.earlier(asked)
     except BaseException:
         dataset_service.discard(store, dataset.id)
         raise
-    response.headers["Location"] = f"/v1/datasets/{dataset.id}"
-    return DatasetOut.of(dataset)
+    if replay:
+        session.rollback()
+        dataset_service.discard(store, dataset.id)
+        return replay
+    out, location = DatasetOut.of(dataset), f"/v1/datasets/{dataset.id}"
+    if replay := once.commit(asked, idempotency.Answer(201, out.model_dump(mode="json"), location), undo=lambda: dataset_service.discard(store, dataset.id)):
+        return replay
+    response.headers["Location"] = location
+    return out
 
 
 @router.get("", response_model=DatasetList, operation_id="listDatasets", responses=errors())

@@ -13,6 +13,8 @@ from app.api.common import ErrorInfo, JobState, PageOut, error_of, finite, fract
 from app.api.deps import BrokerDep, PageDep, ReadCaller, ReadSessionDep, SessionDep, SettingsDep, StoreDep, SubmitCaller, TrainCaller
 from app.api.downloads import artifact_response
 from app.api.errors import errors
+from app.api.idempotency import IdempotencyKeyHeader, Once
+from app.core import idempotency
 from app.core.db.tables import Job
 from app.core.jobs import batch_inference
 from app.core.jobs import service as job_service
@@ -73,12 +75,18 @@ MEDIA_TYPES = {"csv": "text/csv", "npz": "application/octet-stream"}
 
 @router.post("", status_code=201, response_model=InferenceJobOut, operation_id="submitInferenceJob", responses=errors(413, 429))
 def submit(body: InferenceJobIn, caller: SubmitCaller, session: SessionDep, settings: SettingsDep, broker: BrokerDep,
-           request: Request, response: Response):
+           request: Request, response: Response, idempotency_key: IdempotencyKeyHeader = None):
+    once = Once(session=session, settings=settings, tenant_id=caller.tenant_id, route="submitInferenceJob", key=idempotency_key)
+    asked = idempotency.fingerprint(body.model_dump(mode="json"))
+    if replay := once.earlier(asked):
+        return replay
     job = batch_inference.create(session=session, tenant_id=caller.tenant_id, max_attempts=settings.max_attempts, **body.model_dump())
-    session.commit()
+    out, location = InferenceJobOut.of(job), str(request.url_for("get_inference_job", job_id=job.id))
+    if replay := once.commit(asked, idempotency.Answer(201, out.model_dump(mode="json"), location)):
+        return replay
     broker.wake(job.id, job.device)  # the same queues and task for every job kind
-    response.headers["Location"] = str(request.url_for("get_inference_job", job_id=job.id))
-    return InferenceJobOut.of(job)
+    response.headers["Location"] = location
+    return out
 
 
 @router.get("", response_model=InferenceJobList, operation_id="listInferenceJobs", responses=errors())

@@ -12,9 +12,13 @@ from pydantic import BaseModel, Field
 from app.api.common import ErrorInfo, JobState, PageOut, error_of, finite, fraction_done
 from app.api.deps import BrokerDep, PageDep, ReadCaller, ReadSessionDep, SessionDep, SettingsDep, StoreDep, SubmitCaller, TrainCaller
 from app.api.errors import errors
+from app.api.idempotency import IdempotencyKeyHeader, Once
+from app.core import idempotency
 from app.core.db.tables import Job
+from app.core.db.types import utcnow
 from app.core.errors import over_limit
 from app.core.jobs import metrics as metric_service
+from app.core.jobs import pace
 from app.core.jobs import service as job_service
 from app.core.jobs.spec import JobSpec
 from app.core.jobs.validation import JobLimits
@@ -27,6 +31,8 @@ class Progress(BaseModel):
     step: int
     total_steps: int
     fraction: float
+    elapsed_seconds: float | None = Field(description="since the job first started, to its end or now; null before it starts")
+    eta_seconds: float | None = Field(description="the steps left at the running attempt's recent pace; null until a pace is known")
 
 
 class Estimate(BaseModel):
@@ -49,6 +55,7 @@ class AttemptOut(BaseModel):
 class JobOut(BaseModel):
     id: str
     name: str
+    labels: dict[str, str]
     state: JobState
     attempt: int
     progress: Progress
@@ -71,8 +78,9 @@ class JobOut(BaseModel):
         return cls(
             priority=job.priority, device=job.device,
             queue_position=place[0] if place else None, waiting_for=place[1] if place else None,
-            id=job.id, name=job.name, state=job.state, attempt=job.attempt,
-            progress=Progress(epoch=job.epoch, epochs=job.epochs, step=job.step, total_steps=job.total_steps, fraction=fraction_done(job)),
+            id=job.id, name=job.name, labels=job.spec.get("labels", {}), state=job.state, attempt=job.attempt,
+            progress=Progress(epoch=job.epoch, epochs=job.epochs, step=job.step, total_steps=job.total_steps, fraction=fraction_done(job),
+                              elapsed_seconds=pace.elapsed_seconds(job, utcnow()), eta_seconds=pace.eta_seconds(job)),
             metrics=finite(job.latest_metrics), error=error_of(job),
             model_id=job.model_id, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
             spec=job.spec, estimate=Estimate(**job.estimate) if job.estimate else None,
@@ -111,18 +119,27 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 @router.post("", status_code=201, response_model=JobOut, operation_id="submitJob", responses=errors(413, 429))
 def submit_job(spec: JobSpec, caller: SubmitCaller, session: SessionDep, settings: SettingsDep, broker: BrokerDep,
-               request: Request, response: Response):
+               request: Request, response: Response, idempotency_key: IdempotencyKeyHeader = None):
+    once = Once(session=session, settings=settings, tenant_id=caller.tenant_id, route="submitJob", key=idempotency_key)
+    asked = idempotency.fingerprint(spec.model_dump(mode="json"))
+    if replay := once.earlier(asked):
+        return replay
     job = job_service.create(session=session, tenant_id=caller.tenant_id, spec=spec, max_attempts=settings.max_attempts,
                              limits=JobLimits.of(settings))
-    session.commit()
+    out, location = JobOut.of(job), str(request.url_for("get_job", job_id=job.id))
+    if replay := once.commit(asked, idempotency.Answer(201, out.model_dump(mode="json"), location)):
+        return replay
     broker.wake(job.id, job.device)
-    response.headers["Location"] = str(request.url_for("get_job", job_id=job.id))
-    return JobOut.of(job)
+    response.headers["Location"] = location
+    return out
 
 
 @router.get("", response_model=JobList, operation_id="listJobs", responses=errors())
-def list_jobs(caller: ReadCaller, session: ReadSessionDep, page: PageDep, state: JobState | None = None):
-    return JobList.of(job_service.list_jobs(session=session, tenant_id=caller.tenant_id, state=state, limit=page.limit, cursor=page.cursor))
+def list_jobs(caller: ReadCaller, session: ReadSessionDep, page: PageDep, settings: SettingsDep, state: JobState | None = None,
+              label: Annotated[list[str] | None, Query(description="key:value; repeat it and every one must match", examples=["team:vision"])] = None):
+    labels = job_service.label_filters(label or [], settings.max_query_list)
+    return JobList.of(job_service.list_jobs(session=session, tenant_id=caller.tenant_id, state=state, limit=page.limit, cursor=page.cursor,
+                                            labels=labels))
 
 
 @router.get("/{job_id}", response_model=JobOut, operation_id="getJob", responses=errors(404))

@@ -439,3 +439,30 @@ def test_a_preview_answer_is_bounded_before_it_is_computed(settings, auth):
         assert r.status_code == 413 and "KILN_MAX_RESPONSE_ELEMENTS" in r.json()["error"]["message"]
         assert len(c.get(f"/v1/datasets/{ds['id']}/preview", params={"n": 10}, headers=auth).json()["samples"]) == 10
         c.delete(f"/v1/datasets/{ds['id']}", headers=auth)
+
+
+def test_an_unknown_form_field_is_named_and_the_right_place_suggested(client, clean):
+    rows = ["a,b,species", "1,2,x", "3,4,y"]
+    r = client.post("/v1/datasets", data={"name": "x", "format": "csv", "label_column": "species"},
+                    files=[("file", ("t.csv", "\n".join(rows).encode()))], headers=clean)
+    err = bad(r, 422, "label_column", "options")
+    assert [d["loc"] for d in err["details"]] == [["body", "label_column"]]
+    assert client.get("/v1/datasets", headers=clean).json()["items"] == []
+
+
+def test_a_retried_upload_with_the_same_idempotency_key_answers_again_and_keeps_one_copy(client, clean, settings):
+    x, y = images()
+    key = {**clean, "Idempotency-Key": "upload-1"}
+    files = [("file", ("a.npz", npz_bytes(x=x, y=y)))]
+    first = client.post("/v1/datasets", data={"name": "d", "format": "npz"}, files=files, headers=key)
+    again = client.post("/v1/datasets", data={"name": "d", "format": "npz"}, files=files, headers=key)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert [d["id"] for d in client.get("/v1/datasets", headers=clean).json()["items"]] == [first.json()["id"]]
+    stored = {p.name for p in (settings.artifacts_dir / "datasets").iterdir()}
+    assert first.json()["id"] in stored and not any(name.startswith("tmp") for name in stored)
+    x[0, 0, 0] ^= 1  # another file under the same key
+    other = client.post("/v1/datasets", data={"name": "d", "format": "npz"}, files=[("file", ("a.npz", npz_bytes(x=x, y=y)))], headers=key)
+    bad(other, 422, "Idempotency-Key")
+    assert {p.name for p in (settings.artifacts_dir / "datasets").iterdir()} == stored  # its copy dropped
+    assert client.delete(f"/v1/datasets/{first.json()['id']}", headers=clean).status_code == 204

@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 
@@ -26,7 +27,8 @@ def test_submit_answers_201_with_location_and_the_queued_job(client, auth):
     assert r.headers["location"].endswith(f"/v1/jobs/{body['id']}")
     assert body["state"] == "queued"
     assert body["attempt"] == 0
-    assert body["progress"] == {"epoch": 0, "epochs": 10, "step": 0, "total_steps": 0, "fraction": 0.0}
+    assert body["progress"] == {"epoch": 0, "epochs": 10, "step": 0, "total_steps": 0, "fraction": 0.0,
+                                "elapsed_seconds": None, "eta_seconds": None}
     assert body["error"] is None and body["model_id"] is None and body["started_at"] is None
     # The stored spec is what will run: defaults filled in.
     assert body["spec"]["model"]["params"] == {"activation": "relu", "negative_slope": 0.01, "pooling": "max"}
@@ -356,3 +358,54 @@ def test_a_priority_above_the_tenants_max_is_forbidden(client, settings):
     r = client.post("/v1/jobs", json=spec, headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 403 and "max_priority of 0" in r.json()["error"]["message"]
     assert r.json()["error"]["details"][0]["loc"] == ["body", "priority"]
+
+
+def test_a_job_without_a_name_gets_a_readable_one(client, auth):
+    body = client.post("/v1/jobs", json=job(name=...), headers=auth).json()
+    assert re.fullmatch(r"lenet5-digits-[0-9a-f]{4}", body["name"]), body["name"]
+    assert body["spec"]["name"] == body["name"]
+    other = client.post("/v1/jobs", json=job(name=...), headers=auth).json()
+    assert other["name"] != body["name"]  # told apart in a list
+
+
+def test_jobs_are_found_by_their_labels_every_one_matching(client, auth):
+    vision = client.post("/v1/jobs", json=job(labels={"team": "vision", "sweep": "lr-3"}), headers=auth).json()
+    also = client.post("/v1/jobs", json=job(labels={"team": "vision"}), headers=auth).json()
+    client.post("/v1/jobs", json=job(labels={"team": "speech", "sweep": "lr-3"}), headers=auth)
+    assert vision["labels"] == {"team": "vision", "sweep": "lr-3"}
+
+    def ids(*labels):
+        r = client.get("/v1/jobs", params=[("label", label) for label in labels], headers=auth)
+        assert r.status_code == 200, r.text
+        return [j["id"] for j in r.json()["items"]]
+
+    assert ids("team:vision") == [also["id"], vision["id"]]
+    assert ids("team:vision", "sweep:lr-3") == [vision["id"]]
+    assert ids("team:vision", "team:speech") == []
+    assert ids("team:robotics") == []
+    r = client.get("/v1/jobs", params={"label": "team=vision"}, headers=auth)
+    assert r.status_code == 422 and "key:value" in r.json()["error"]["message"]
+
+
+def test_label_bounds_are_named(client, auth, settings):
+    many = {f"k{i}": "v" for i in range(settings.max_labels + 1)}
+    r = client.post("/v1/jobs", json=job(labels=many), headers=auth)
+    assert r.status_code == 422 and "KILN_MAX_LABELS" in r.json()["error"]["message"]
+    r = client.post("/v1/jobs", json=job(labels={"no spaces": "x"}), headers=auth)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"][:2] == ["body", "labels"]
+
+
+def test_a_retried_submit_with_the_same_idempotency_key_answers_again_and_creates_nothing(client, auth):
+    key = {**auth, "Idempotency-Key": "submit-7f3a"}
+    first = client.post("/v1/jobs", json=job(name="once"), headers=key)
+    again = client.post("/v1/jobs", json=job(name="once"), headers=key)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["location"] == first.headers["location"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert [j["id"] for j in client.get("/v1/jobs", headers=auth).json()["items"]] == [first.json()["id"]]
+    other = client.post("/v1/jobs", json=job(name="another"), headers=key)
+    assert other.status_code == 422 and "Idempotency-Key" in other.json()["error"]["message"]
+    assert other.json()["error"]["details"][0]["loc"] == ["header", "Idempotency-Key"]
+    # Keys are the tenant's own: another tenant's same key is another request.
+    assert client.post("/v1/jobs", json=job(name="once"), headers={**auth, "Idempotency-Key": "other"}).json()["id"] != first.json()["id"]
+    assert len(client.get("/v1/jobs", headers=auth).json()["items"]) == 2

@@ -25,7 +25,9 @@ def test_lenet5_on_digits_succeeds_and_predicts_all_1797_digits(stack):
     job = wait_for(client, r.json()["id"], {"succeeded", "failed", "cancelled"})
     assert job["state"] == "succeeded", (job["error"], stack.read_logs())
     assert job["attempt"] == 1
+    timing = {k: job["progress"].pop(k) for k in ("elapsed_seconds", "eta_seconds")}
     assert job["progress"] == {"epoch": 10, "epochs": 10, "step": 230, "total_steps": 230, "fraction": 1.0}
+    assert timing["eta_seconds"] == 0 and 0 < timing["elapsed_seconds"] < 600
     assert job["metrics"]["val_accuracy"] >= 0.93
     assert job["started_at"] <= job["finished_at"]
 

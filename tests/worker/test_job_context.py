@@ -119,3 +119,30 @@ def test_the_lease_stays_renewed_while_the_outcome_waits_for_the_database(env, m
     with sessions() as s:
         job = s.get(Job, job_id)
         assert job.state == "succeeded" and job.attempt == 1 and s.get(TrainedModel, job.model_id) is not None
+
+
+def test_a_running_job_shows_its_eta_from_the_pace_its_worker_sees(env, monkeypatch):
+    """The API's eta_seconds comes from the steps a second the worker measured over the last minute."""
+    from app.api.jobs import JobOut
+    from worker import job_context
+
+    settings, sessions, store, tenant, job_id = env
+    job = claim(sessions, job_id, "w")
+    ctx = JobContext(settings=settings, sessions=sessions, store=store, job_id=job_id, tenant_id=tenant, worker_id="w", attempt=job.attempt)
+    clock = [1000.0]
+    monkeypatch.setattr(job_context.time, "monotonic", lambda: clock[0])
+    ctx.set_progress(epoch=0, step=0, total_steps=1000)
+    assert ctx.beat()
+    with sessions() as s:
+        assert JobOut.of(s.get(Job, job_id)).progress.eta_seconds is None  # no pace yet
+    for step in range(10, 210, 10):  # a slow start (5 s per 10 steps to step 60), then 0.5 s per 10 steps
+        clock[0] += 5.0 if step <= 60 else 0.5
+        ctx.set_progress(epoch=0, step=step, total_steps=1000)
+    clock[0] += 30  # an evaluation: step 260 at t=1067
+    ctx.set_progress(epoch=0, step=260, total_steps=1000)
+    assert ctx.beat()
+    with sessions() as s:
+        progress = JobOut.of(s.get(Job, job_id)).progress
+    pace = (260 - 20) / (1067 - 1010)  # over the last minute: from step 20 at t=1010 (step 10 at t=1005 is older)
+    assert progress.eta_seconds == pytest.approx(round((1000 - 260) / pace, 1))
+    assert progress.elapsed_seconds is not None and progress.elapsed_seconds >= 0

@@ -107,6 +107,8 @@ class Job(Base):
     epochs: Mapped[int] = mapped_column(Integer, default=0)
     step: Mapped[int] = mapped_column(BigInteger, default=0)
     total_steps: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The pace of the running attempt over its last minute, as its worker saw it: the ETA's basis.
+    steps_per_second: Mapped[float | None] = mapped_column(Float, nullable=True)
     latest_metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     # What the job's checkpoints take in the artifact store (the newest few and the best), for the tenant's storage.
     checkpoint_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
@@ -122,6 +124,34 @@ class Job(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class JobLabel(Base):
+    """A job's label, one row each, so a list filtered by labels is an index probe per label."""
+
+    __tablename__ = "job_labels"
+    __table_args__ = (Index("ix_job_labels_tenant_key_value", "tenant_id", "key", "value"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(63), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class IdempotencyKey(Base):
+    """The answer to a create made with an ``Idempotency-Key``, given again to a retry of it."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_tenant_created", "tenant_id", "created_at"),)
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    route: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the request's body, as parsed
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    location: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class JobAttempt(Base):

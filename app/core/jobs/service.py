@@ -7,7 +7,10 @@ handed back); queued -> cancelled. The database is the source of truth; messages
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+import re
+import secrets
+
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from app.core import quotas, scoped, trained_models
@@ -15,13 +18,13 @@ from app.core.artifacts import layout
 from app.core.artifacts.store import ArtifactStore
 from app.core.datasets import service as dataset_service
 from app.core.db.clock import db_now
-from app.core.db.tables import Job, JobAttempt
+from app.core.db.tables import Dataset, Job, JobAttempt, JobLabel
 from app.core.db.types import utcnow
 from app.core.errors import Conflict, InvalidInput, detail
 from app.core.ids import new_id
 from app.core.jobs import log, scheduling
 from app.core.jobs.outcome import TERMINAL_STATES
-from app.core.jobs.spec import JobSpec
+from app.core.jobs.spec import LABEL_KEY, JobSpec
 from app.core.jobs.validation import JobLimits, validate_spec
 from app.core.paging import Page, newest_page
 
@@ -40,10 +43,11 @@ def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int
     checked = validate_spec(spec, info, source, limits or JobLimits())
     stored_spec = spec.model_dump(mode="json")
     stored_spec["model"]["params"] = checked.params  # what will run, defaults included
+    stored_spec["name"] = spec.name or default_name(session=session, tenant_id=tenant_id, spec=spec)
     job = Job(
         id=new_id("job"),
         tenant_id=tenant_id,
-        name=spec.name,
+        name=stored_spec["name"],
         state="queued",
         spec=stored_spec,
         dataset_ref=spec.data.dataset,
@@ -58,7 +62,31 @@ def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int
     )
     session.add(job)
     session.flush()
+    session.add_all(JobLabel(job_id=job.id, tenant_id=tenant_id, key=key, value=value) for key, value in spec.labels.items())
     return job
+
+
+def default_name(*, session: Session, tenant_id: str, spec: JobSpec) -> str:
+    """A name a person can tell apart in a list: architecture, dataset, 4 random hex digits (lenet5-digits-3f2a)."""
+    ref = spec.data.dataset
+    dataset = ref.removeprefix("builtin:") if ref.startswith("builtin:") else (
+        session.scalar(scoped.owned(Dataset, tenant_id).where(Dataset.id == ref).with_only_columns(Dataset.name)) or ref)
+    slug = "-".join(re.findall(r"[a-z0-9]+", f"{spec.model.architecture} {dataset}".lower()))[:60]
+    return f"{slug}-{secrets.token_hex(2)}"
+
+
+def label_filters(raw: list[str], max_labels: int) -> list[tuple[str, str]]:
+    """``key:value`` query values as pairs; a 422 naming the first malformed one."""
+    if len(raw) > max_labels:
+        raise InvalidInput(f"{len(raw)} label filters, over the limit of {max_labels} (KILN_MAX_QUERY_LIST)",
+                           [detail(["query", "label"], "too many")])
+    out = []
+    for item in raw:
+        key, sep, value = item.partition(":")
+        if not sep or not re.match(LABEL_KEY, key):
+            raise InvalidInput(f"label filter {item[:100]!r} is not key:value (e.g. label=team:vision)", [detail(["query", "label"], "not key:value")])
+        out.append((key, value))
+    return out
 
 
 def find(*, session: Session, tenant_id: str, job_id: str, kind: str = "train") -> Job | None:
@@ -69,10 +97,14 @@ def get(*, session: Session, tenant_id: str, job_id: str, kind: str = "train") -
     return scoped.get(session, Job, tenant_id, job_id, "inference job" if kind == "inference" else "job", kind=kind)
 
 
-def list_jobs(*, session: Session, tenant_id: str, state: str | None, limit: int, cursor: str | None, kind: str = "train") -> Page:
+def list_jobs(*, session: Session, tenant_id: str, state: str | None, limit: int, cursor: str | None, kind: str = "train",
+              labels: list[tuple[str, str]] = ()) -> Page:
     stmt = scoped.owned(Job, tenant_id).where(Job.kind == kind)
     if state:
         stmt = stmt.where(Job.state == state)
+    for key, value in labels:  # every label must match
+        stmt = stmt.where(exists().where(JobLabel.job_id == Job.id, JobLabel.tenant_id == tenant_id, JobLabel.key == key,
+                                         JobLabel.value == value))
     return newest_page(session, stmt, Job, limit=limit, cursor=cursor)
 
 

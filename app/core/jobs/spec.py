@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 import models
 from app.core.json_input import Integer, bounded_integer
@@ -119,8 +119,14 @@ class ResourcesSpec(_Strict):
         "any", description="the worker it runs on: any = a GPU worker where one is free, else a CPU worker")
 
 
+LABEL_KEY = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$"
+
+
 class JobSpec(_Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: str | None = Field(None, min_length=1, max_length=200, description="absent: a readable default such as lenet5-digits-3f2a")
+    labels: dict[Annotated[str, StringConstraints(pattern=LABEL_KEY)], Annotated[str, StringConstraints(max_length=255)]] = Field(
+        default_factory=dict, description="string key-values to find jobs by (GET /v1/jobs?label=key:value), at most KILN_MAX_LABELS",
+        examples=[{"team": "vision", "sweep": "lr-3"}])
     model: ModelSpec
     data: DataSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)

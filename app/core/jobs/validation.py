@@ -23,10 +23,11 @@ class JobLimits:
     max_runtime_seconds: int = 24 * 3600  # KILN_MAX_RUNTIME_SECONDS: a ceiling, not a default
     max_model_parameters: int = 500_000_000  # KILN_MAX_MODEL_PARAMETERS
     worker_memory_bytes: int = 16 * 1024**3  # KILN_WORKER_MEMORY_BYTES
+    max_labels: int = 32  # KILN_MAX_LABELS
 
     @classmethod
     def of(cls, settings) -> "JobLimits":
-        return cls(settings.max_runtime_seconds, settings.max_model_parameters, settings.worker_memory_bytes)
+        return cls(settings.max_runtime_seconds, settings.max_model_parameters, settings.worker_memory_bytes, settings.max_labels)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None 
         message = (f"training.max_runtime_seconds is {runtime}, over this service's ceiling of {limits.max_runtime_seconds} "
                    f"(KILN_MAX_RUNTIME_SECONDS)")
         raise InvalidInput(message, [detail(["body", "training", "max_runtime_seconds"], message)])
+    if len(spec.labels) > limits.max_labels:
+        message = f"{len(spec.labels)} labels, over this service's limit of {limits.max_labels} a job (KILN_MAX_LABELS)"
+        raise InvalidInput(message, [detail(["body", "labels"], message)])
     if source is not None and source.architecture != spec.model.architecture:
         message = f"incompatible init_from: model {source.id} is a {source.architecture}, not a {spec.model.architecture}"
         raise InvalidInput(message, [detail(["body", "model", "init_from", "model_id"], message)])
