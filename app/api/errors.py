@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -105,5 +106,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
+        if _nul_in_text(exc):
+            message = "invalid request: a text value holds the NUL character (\\u0000), which the database cannot store"
+            return JSONResponse(error_body("validation_error", message, [detail(["request"], "NUL character in text")]), 422)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body("internal_error", "internal error; it has been logged"), 500)
+
+
+def _nul_in_text(exc: BaseException) -> bool:
+    """PostgreSQL's text cannot hold U+0000 and the driver refuses it before sending: the request's
+    fault, wherever the text came from (a name, a label, a query value), and nothing was written."""
+    return isinstance(exc, StatementError) and "cannot contain NUL" in str(exc.orig)
