@@ -24,7 +24,7 @@ from app.core.artifacts.store import ArtifactStore
 from app.core.db.engine import session_factory
 from app.core.db.tables import Job
 from app.core.errors import JobError, KilnError
-from app.core.jobs import lease, log, scheduling
+from app.core.jobs import events, lease, log, scheduling
 from app.core.jobs.outcome import Outcome
 from app.core.queue import Send, wake_worker
 from app.core.settings import Settings
@@ -83,7 +83,7 @@ def _run_claimed(job: Job, settings: Settings, sessions: sessionmaker[Session], 
     job_id = job.id
     store = open_store(settings)
     logger.info("job %s: attempt %d on %s", job_id, job.attempt, me)
-    log.append(store, job_id, f"attempt {job.attempt} started on {me}")
+    _log(sessions, store, job, f"attempt {job.attempt} started on {me}")
 
     ctx = JobContext(settings=settings, sessions=sessions, store=store, job_id=job_id, tenant_id=job.tenant_id, worker_id=me, attempt=job.attempt)
     ctx.start()
@@ -104,17 +104,17 @@ def _run_and_record(job: Job, ctx: JobContext, settings: Settings, sessions: ses
         else:
             outcome = run_training(job.id, job.spec, ctx, store, settings)
             if ctx.resumed_from_step is not None:
-                log.append(store, job_id, f"attempt {job.attempt} resumed from the checkpoint at step {ctx.resumed_from_step}")
+                _log(sessions, store, job, f"attempt {job.attempt} resumed from the checkpoint at step {ctx.resumed_from_step}")
     except Exception as exc:  # noqa: BLE001 - any error in the job fails it, the worker goes on
         logger.exception("job %s failed", job_id)
         outcome = failure(exc, job_id)
-        log.append(store, job_id, traceback.format_exc())
+        _log(sessions, store, job, traceback.format_exc())
     finally:
         lifecycle.unregister(ctx)
         ctx.flush()  # every buffered point is in before the outcome says the job is done
 
     if outcome is None:
-        log.append(store, job_id, f"attempt {job.attempt} stopped: {ctx.stop_reason()}; not recording anything")
+        _log(sessions, store, job, f"attempt {job.attempt} stopped: {ctx.stop_reason()}; not recording anything")
         return None
     if outcome.state == "queued":
         return _hand_back(sessions, store, job, me, send)
@@ -167,20 +167,21 @@ def _hand_back(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, 
     """Graceful stop: the checkpoint is written; give the job back to the queue now, and wake a
     worker (or, if a cancel was asked for meanwhile, end it cancelled)."""
 
+    lines = {"cancelled": log.line(f"attempt {job.attempt} stopped by worker shutdown; its cancel was asked for, so it ended cancelled"),
+             "queued": log.line(f"attempt {job.attempt} stopped by worker shutdown; checkpointed and returned to the queue")}
+
     def release() -> str | None:
         with sessions() as session:
-            state = lease.release(session=session, job_id=job.id, worker_id=me, attempt=job.attempt)
+            state = lease.release(session=session, job_id=job.id, worker_id=me, attempt=job.attempt, log_lines=lines)
             session.commit()
             return state
 
     state = with_retries(release, f"job {job.id}: release")
     if state is None:
         return None
-    if state == "cancelled":
-        log.append(store, job.id, f"attempt {job.attempt} stopped by worker shutdown; its cancel was asked for, so it ended cancelled")
-        return state
-    log.append(store, job.id, f"attempt {job.attempt} stopped by worker shutdown; checkpointed and returned to the queue")
-    wake_worker(send, job.id, job.device)
+    log.append(store, job.id, lines[state], stamped=True)
+    if state == "queued":
+        wake_worker(send, job.id, job.device)
     return state
 
 
@@ -189,12 +190,25 @@ def _record(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, me:
     with sessions() as session:
         if outcome.model is not None:
             trained_models.add(session=session, tenant_id=job.tenant_id, job_id=job.id, saved=outcome.model)
-        if not lease.finish(session=session, job_id=job.id, worker_id=me, attempt=job.attempt, outcome=outcome):
+        line = log.line(f"attempt {job.attempt} ended: {outcome.describe()}")
+        if not lease.finish(session=session, job_id=job.id, worker_id=me, attempt=job.attempt, outcome=outcome, log_line=line):
             session.rollback()
             logger.warning("job %s: lease lost before the outcome was recorded; leaving it to its new owner", job.id)
             if outcome.model is not None:
                 store.delete(layout.model_prefix(outcome.model.model_id))
             return None
         session.commit()
-    log.append(store, job.id, f"attempt {job.attempt} ended: {outcome.describe()}")
+    log.append(store, job.id, line, stamped=True)
     return outcome.state
+
+
+def _log(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, text: str) -> None:
+    """A line of the job's log, in its log file and as an event of its stream (the same line)."""
+    line = log.line(text)
+    try:
+        with sessions() as session:
+            events.append(session, job_id=job.id, tenant_id=job.tenant_id, events=[("log", {"line": line})])
+            session.commit()
+    except SQLAlchemyError:
+        logger.warning("job %s: a log line missed the event stream (the database did not answer)", job.id, exc_info=True)
+    log.append(store, job.id, line, stamped=True)

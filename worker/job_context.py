@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.artifacts import layout
 from app.core.artifacts.store import ArtifactStore
 from app.core.db.types import utcnow
-from app.core.jobs import lease
+from app.core.jobs import events, lease
 from app.core.jobs import metrics as metric_service
 from app.core.jobs.metrics import Point
 from app.core.settings import Settings
@@ -50,6 +50,8 @@ class JobContext:
         self._points: list[Point] = []
         self._progress: dict[str, int] = {}
         self._step_times: deque[tuple[float, int]] = deque(maxlen=512)  # (monotonic time, step) as progress is set
+        self._progress_sent: dict[str, int] = {}  # what the last committed progress event said
+        self._progress_pending: dict[str, int] = {}
         self._latest: dict[str, float] = {}
         self._stop: str | None = None
         self.resumed_from_step: int | None = None
@@ -153,6 +155,19 @@ class JobContext:
             values["steps_per_second"] = rate
         return values
 
+    def _events(self, points: list[Point]) -> list[tuple[str, dict[str, Any]]]:
+        """What this beat writes, for the job's event stream: its points, and its progress if it moved."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        if points:
+            out.append(("metric", {"points": [{"name": p.name, "step": p.step, "epoch": p.epoch, "value": p.value} for p in points]}))
+        progress = dict(self._progress)
+        if progress and progress != self._progress_sent:
+            rate = self._step_rate()
+            left = progress.get("total_steps", 0) - progress.get("step", 0)
+            out.append(("progress", {**progress, "eta_seconds": round(left / rate, 1) if rate else None}))
+            self._progress_pending = progress
+        return out
+
     def _step_rate(self) -> float | None:
         """Steps a second over the last ``RATE_WINDOW_SECONDS`` of this attempt (what an ETA is
         drawn from: the recent pace, not one slowed by start-up or a past epoch's evaluation)."""
@@ -183,7 +198,9 @@ class JobContext:
                     )
                     if beat.still_owner:
                         metric_service.write(session=session, tenant_id=self.tenant_id, job_id=self.job_id, points=points)
+                        events.append(session, job_id=self.job_id, tenant_id=self.tenant_id, events=self._events(points))
                         session.commit()
+                        self._progress_sent = self._progress_pending
                     else:
                         session.rollback()  # someone else's job now: its points are not ours to write
             except SQLAlchemyError:

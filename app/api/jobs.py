@@ -8,12 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
+from app.api import job_events
 from app.api.common import ErrorInfo, JobState, PageOut, error_of, finite, fraction_done
 from app.api.deps import BrokerDep, PageDep, ReadCaller, ReadSessionDep, SessionDep, SettingsDep, StoreDep, SubmitCaller, TrainCaller
 from app.api.errors import errors
 from app.api.idempotency import IdempotencyKeyHeader, Once
 from app.core import idempotency
+from app.core.db.engine import read_only
 from app.core.db.tables import Job
 from app.core.db.types import utcnow
 from app.core.errors import over_limit
@@ -214,6 +217,14 @@ def delete_job(job_id: str, caller: TrainCaller, session: SessionDep, store: Sto
     return Response(status_code=204)
 
 
-@router.get("/{job_id}/logs", response_class=PlainTextResponse, operation_id="getJobLogs", responses=errors(404))
-def get_logs(job_id: str, caller: ReadCaller, session: ReadSessionDep, store: StoreDep):
-    return PlainTextResponse(job_service.read_log(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id))
+@router.get("/{job_id}/logs", response_class=PlainTextResponse, operation_id="getJobLogs", responses=errors(404, 429))
+async def get_logs(job_id: str, caller: ReadCaller, request: Request,
+                   follow: Annotated[bool, Query(description="stream the log as it is written (chunked text), ending when the job ends")] = False):
+    if follow:
+        return await job_events.follow_log(request, caller.tenant_id, job_id)
+    return PlainTextResponse(await run_in_threadpool(_read_log, request, caller.tenant_id, job_id))
+
+
+def _read_log(request: Request, tenant_id: str, job_id: str) -> str:
+    with read_only(request.app.state.sessions()) as session:
+        return job_service.read_log(session=session, store=request.app.state.store, tenant_id=tenant_id, job_id=job_id)

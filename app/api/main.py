@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import architectures, datasets, health, inference_jobs, jobs, keys, models, openapi, queue, usage
+from app.api import architectures, datasets, health, inference_jobs, job_events, jobs, keys, models, openapi, queue, usage
 from app.api.broker import Broker
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimit, FormAsJson, RateLimitHeaders
@@ -57,10 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.serving = ServingRuntime(settings, app.state.sessions, app.state.store)
     app.state.callers = TTLCache(settings.auth_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings)
+    app.state.streams = {}  # tenant id -> its open event and log streams in this process
     install_error_handlers(app)
     build_openapi = app.openapi
     app.openapi = lambda: app.openapi_schema or openapi.finish(build_openapi(), settings)
-    resources = (models, health, jobs, inference_jobs, datasets, architectures, keys, usage, queue)
+    resources = (models, health, jobs, job_events, inference_jobs, datasets, architectures, keys, usage, queue)
     for resource in resources:
         app.include_router(resource.router)
     # The routes as declared (each router carries its prefix): newer FastAPI nests included

@@ -154,6 +154,21 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class JobEvent(Base):
+    """What happened to a job, in order: state changes, progress, metric points, log lines, the end.
+    ``seq`` counts per job; it is taken under the job row's lock, so events commit in seq order and
+    a reader that has seen seq n has seen everything before it (what resuming a stream relies on)."""
+
+    __tablename__ = "job_events"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class JobAttempt(Base):
     """One attempt at a job: which worker, how it ended, how far it got and how much memory it took.
     What tells a worker lost to the job itself (an out-of-memory kill, again and again) from bad luck."""

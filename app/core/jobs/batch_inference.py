@@ -19,6 +19,7 @@ from app.core.db.tables import Job
 from app.core.db.types import utcnow
 from app.core.errors import Conflict, InvalidInput, detail
 from app.core.ids import new_id
+from app.core.jobs import events
 from app.core.jobs import service as job_service
 
 KIND = "inference"
@@ -53,6 +54,7 @@ def create(
     )
     session.add(job)
     session.flush()
+    events.state_changed(session, job_id=job.id, tenant_id=tenant_id, state="queued", attempt=0)
     return job
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.core import workers
 from app.core.db.clock import db_now
 from app.core.db.tables import Job, JobAttempt, Tenant
+from app.core.jobs import events
 from app.core.jobs.outcome import Outcome
 
 
@@ -48,6 +49,7 @@ def claim(*, session: Session, job_id: str, worker_id: str, lease_seconds: float
                                               started_at=db_now(), last_step=job.step))
     session.execute(update(Tenant).where(Tenant.id == job.tenant_id).values(last_started_at=db_now()))
     workers.running(session=session, worker_id=worker_id, job_id=job.id)
+    events.state_changed(session, job_id=job.id, tenant_id=job.tenant_id, state="running", attempt=job.attempt)
     return job
 
 
@@ -107,8 +109,9 @@ def _attempt_ended(session: Session, job_id: str, attempt: int, outcome: str) ->
                     .values(outcome=outcome, ended_at=db_now()))
 
 
-def finish(*, session: Session, job_id: str, worker_id: str, attempt: int, outcome: Outcome) -> bool:
-    """Moves an owned running job to the outcome's terminal state. False if the lease was lost meanwhile."""
+def finish(*, session: Session, job_id: str, worker_id: str, attempt: int, outcome: Outcome, log_line: str | None = None) -> bool:
+    """Moves an owned running job to the outcome's terminal state, with the event saying so (and the
+    log line that tells it, before the stream's end). False if the lease was lost meanwhile."""
     assert outcome.terminal, outcome
     values: dict[str, Any] = {"state": outcome.state, "finished_at": db_now(), "lease_expires_at": None}
     if outcome.error:
@@ -119,10 +122,17 @@ def finish(*, session: Session, job_id: str, worker_id: str, attempt: int, outco
         return False
     _attempt_ended(session, job_id, attempt, outcome.state)
     workers.running(session=session, worker_id=worker_id, job_id=None)
+    _changed(session, job_id, outcome.state, attempt, log_line)
     return True
 
 
-def release(*, session: Session, job_id: str, worker_id: str, attempt: int) -> str | None:
+def _changed(session: Session, job_id: str, state: str, attempt: int, log_line: str | None) -> None:
+    tenant_id = session.scalar(select(Job.tenant_id).where(Job.id == job_id))
+    events.state_changed(session, job_id=job_id, tenant_id=tenant_id, state=state, attempt=attempt,
+                         more=[("log", {"line": log_line})] if log_line else [])
+
+
+def release(*, session: Session, job_id: str, worker_id: str, attempt: int, log_lines: dict[str, str] | None = None) -> str | None:
     """Hands an owned running job back at once (graceful stop), without waiting for expiry: to the
     queue, or to ``cancelled`` if a cancel was asked for meanwhile (claims skip such a job, so in the
     queue it would wait for ever). Returns the state it went to; None if the lease was lost."""
@@ -131,9 +141,11 @@ def release(*, session: Session, job_id: str, worker_id: str, attempt: int) -> s
     if session.execute(update(Job).where(owned, Job.cancel_requested.is_(True))
                        .values(state="cancelled", finished_at=db_now(), lease_expires_at=None)).rowcount:
         _attempt_ended(session, job_id, attempt, "cancelled")
+        _changed(session, job_id, "cancelled", attempt, (log_lines or {}).get("cancelled"))
         return "cancelled"
     if session.execute(update(Job).where(owned).values(
             state="queued", worker_id=None, lease_expires_at=None, enqueued_at=db_now(), handbacks=Job.handbacks + 1)).rowcount:
         _attempt_ended(session, job_id, attempt, "handed_back")
+        _changed(session, job_id, "queued", attempt, (log_lines or {}).get("queued"))
         return "queued"
     return None

@@ -12,11 +12,15 @@ from app.core.errors import Unavailable
 logger = logging.getLogger("kiln.jobs")
 
 
-def append(store: ArtifactStore, job_id: str, text: str) -> None:
+def line(text: str) -> str:
+    """A log line as written: stamped with the time, one line per call (a traceback's included)."""
+    return f"{datetime.now(timezone.utc).isoformat(timespec='milliseconds')} {text.rstrip()}\n"
+
+
+def append(store: ArtifactStore, job_id: str, text: str, *, stamped: bool = False) -> None:
     """Best effort: a line lost while the object store is away beats an attempt that cannot record its outcome."""
-    stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     try:
-        store.append_text(layout.job_log(job_id), f"{stamp} {text.rstrip()}\n")
+        store.append_text(layout.job_log(job_id), text if stamped else line(text))
     except Unavailable as exc:
         logger.warning("job %s: a line of its log was lost: %s", job_id, exc.message)
 

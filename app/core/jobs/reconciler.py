@@ -23,6 +23,7 @@ from app.core import orphans
 from app.core.artifacts.store import ArtifactStore
 from app.core.db.clock import db_now
 from app.core.db.tables import Job, JobAttempt
+from app.core.jobs import events
 from app.core.queue import Send, queued_job_ids
 from app.core.settings import Settings
 
@@ -55,11 +56,11 @@ def repair_expired_leases(*, session: Session, limit: int = BATCH) -> tuple[list
     Each change is conditional on the state read, so several reconcilers at once are harmless.
     """
     expired = session.execute(
-        select(Job.id, Job.attempt, Job.handbacks, Job.max_attempts, Job.cancel_requested)
+        select(Job.id, Job.tenant_id, Job.attempt, Job.handbacks, Job.max_attempts, Job.cancel_requested)
         .where(Job.state == "running", Job.lease_expires_at < db_now()).order_by(Job.id).limit(limit)
     ).all()
     requeued, failed, cancelled = [], [], []
-    for job_id, attempt, handbacks, max_attempts, cancel_requested in expired:
+    for job_id, tenant_id, attempt, handbacks, max_attempts, cancel_requested in expired:
         still_expired = and_(Job.id == job_id, Job.state == "running", Job.attempt == attempt, Job.lease_expires_at < db_now())
         repeat = _dying_at_the_same_place(session, job_id, attempt)
         if cancel_requested:
@@ -79,6 +80,7 @@ def repair_expired_leases(*, session: Session, limit: int = BATCH) -> tuple[list
         if session.execute(update(Job).where(still_expired).values(**values)).rowcount:
             session.execute(update(JobAttempt).where(JobAttempt.job_id == job_id, JobAttempt.attempt == attempt)
                             .values(outcome="lost", ended_at=db_now()))
+            events.state_changed(session, job_id=job_id, tenant_id=tenant_id, state=values["state"], attempt=attempt)
             outcome.append(job_id)
     return requeued, failed, cancelled, len(expired) == limit
 

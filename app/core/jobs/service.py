@@ -22,7 +22,7 @@ from app.core.db.tables import Dataset, Job, JobAttempt, JobLabel
 from app.core.db.types import utcnow
 from app.core.errors import Conflict, InvalidInput, detail
 from app.core.ids import new_id
-from app.core.jobs import log, scheduling
+from app.core.jobs import events, log, scheduling
 from app.core.jobs.outcome import TERMINAL_STATES
 from app.core.jobs.spec import LABEL_KEY, JobSpec
 from app.core.jobs.validation import JobLimits, validate_spec
@@ -63,6 +63,7 @@ def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int
     session.add(job)
     session.flush()
     session.add_all(JobLabel(job_id=job.id, tenant_id=tenant_id, key=key, value=value) for key, value in spec.labels.items())
+    events.state_changed(session, job_id=job.id, tenant_id=tenant_id, state="queued", attempt=0)
     return job
 
 
@@ -139,7 +140,9 @@ def request_cancel(*, session: Session, tenant_id: str, job_id: str, kind: str =
         .where(Job.id == job.id, Job.state == "queued")
         .values(state="cancelled", cancel_requested=True, finished_at=db_now(), lease_expires_at=None)
     ).rowcount
-    if not cancelled_while_queued:
+    if cancelled_while_queued:
+        events.state_changed(session, job_id=job.id, tenant_id=tenant_id, state="cancelled", attempt=job.attempt)
+    else:
         session.execute(update(Job).where(Job.id == job.id, Job.state == "running").values(cancel_requested=True))
     session.refresh(job)
     return job
