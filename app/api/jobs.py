@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from app.api import job_events
@@ -23,7 +23,7 @@ from app.core.errors import over_limit
 from app.core.jobs import metrics as metric_service
 from app.core.jobs import pace
 from app.core.jobs import service as job_service
-from app.core.jobs.spec import JobSpec
+from app.core.jobs.spec import LABEL_FILTER, JobSpec
 from app.core.jobs.validation import JobLimits
 from app.core.paging import STEP_CURSOR_PATTERN, step_cursor, step_of_cursor
 
@@ -139,7 +139,8 @@ def submit_job(spec: JobSpec, caller: SubmitCaller, session: SessionDep, setting
 
 @router.get("", response_model=JobList, operation_id="listJobs", responses=errors())
 def list_jobs(caller: ReadCaller, session: ReadSessionDep, page: PageDep, settings: SettingsDep, state: JobState | None = None,
-              label: Annotated[list[str] | None, Query(description="key:value; repeat it and every one must match", examples=["team:vision"])] = None):
+              label: Annotated[list[Annotated[str, StringConstraints(pattern=LABEL_FILTER, max_length=320)]] | None,
+                               Query(description="key:value; repeat it and every one must match", examples=["team:vision"])] = None):
     labels = job_service.label_filters(label or [], settings.max_query_list)
     return JobList.of(job_service.list_jobs(session=session, tenant_id=caller.tenant_id, state=state, limit=page.limit, cursor=page.cursor,
                                             labels=labels))

@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     max_labels: int = Field(32, ge=0, description="labels on one job")
     max_streams_per_tenant: int = Field(16, ge=1, description="open event and log streams of one tenant, per API process")
     events_poll_seconds: float = Field(0.5, gt=0, description="how often an open stream looks for new events of its job")
+    stream_max_seconds: float = Field(3600, gt=0, description="how long one event or log stream stays open (an SSE client resumes by itself)")
     idempotency_seconds: float = Field(86_400, ge=1, description="how long an Idempotency-Key's first answer is given again")
     max_response_elements: int = Field(4_194_304, ge=1, description="numbers in one answer (predict, generate, transform, preview)")
     model_cache_bytes: int = Field(512 * 1024 * 1024, ge=0)

@@ -29,7 +29,9 @@ TABULAR_JOB = {
     "training": {"epochs": 2, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.01}},
 }
 # Generous rate limits: the fuzzer should reach the logic behind them (the limits have tests of their own).
-FUZZ_ENV = {"KILN_RUN_RECONCILER": "false", "KILN_RATE_LIMIT_SUBMIT": "1000/second", "KILN_RATE_LIMIT_UPLOAD": "1000/second"}
+# The jobs it submits stay queued: their streams end after a second, as they do after an hour in service.
+FUZZ_ENV = {"KILN_RUN_RECONCILER": "false", "KILN_RATE_LIMIT_SUBMIT": "1000/second", "KILN_RATE_LIMIT_UPLOAD": "1000/second",
+            "KILN_STREAM_MAX_SECONDS": "1"}
 
 
 def prepare(stack: Stack) -> dict[str, str]:

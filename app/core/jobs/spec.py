@@ -120,6 +120,7 @@ class ResourcesSpec(_Strict):
 
 
 LABEL_KEY = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$"
+LABEL_FILTER = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}:"  # key:value, as GET /v1/jobs?label= takes it
 
 
 class JobSpec(_Strict):
