@@ -18,20 +18,24 @@ SPEC = JobSpec.model_validate({"name": "j", "model": {"architecture": "mlp"}, "d
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def job(request, tmp_path):
+def sessions_and_tenant(request, tmp_path):
     url = request.getfixturevalue("own_postgres_url") if request.param == "postgres" else ""
     settings = Settings(data_dir=tmp_path, database_url=url)
     bootstrap.prepare(settings)
     sessions = session_factory(settings.database_url)
-    at = datetime.now(timezone.utc)
     with sessions() as s:
         tenant = tenants.get_or_create_tenant(session=s, name="t")
-        job = job_service.create(session=s, tenant_id=tenant.id, spec=SPEC, max_attempts=1)
-        points = [metrics.Point("loss", step, 0, float(step % 10), at) for step in range(1, 5001)]
-        points[3333] = metrics.Point("loss", 3334, 0, -7.0, at)  # a dip a chart must show
-        metrics.write(session=s, tenant_id=tenant.id, job_id=job.id, points=points)
         s.commit()
-    return sessions, tenant.id, job.id
+        return sessions, tenant.id
+
+
+@pytest.fixture
+def job(sessions_and_tenant):
+    sessions, tenant = sessions_and_tenant
+    at = datetime.now(timezone.utc)
+    points = [metrics.Point("loss", step, 0, float(step % 10), at) for step in range(1, 5001)]
+    points[3333] = metrics.Point("loss", 3334, 0, -7.0, at)  # a dip a chart must show
+    return sessions, tenant, _new_job(sessions, tenant, points)
 
 
 def test_a_series_longer_than_max_points_keeps_each_stretchs_extremes(job):
@@ -63,18 +67,6 @@ def _m4(points: list[tuple[int, float]], width: int) -> list[tuple[int, float]]:
     for run in stretches.values():
         kept |= {run[0], run[-1], min(run, key=lambda p: (p[1], p[0])), min(run, key=lambda p: (-p[1], p[0]))}
     return sorted(kept)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def sessions_and_tenant(request, tmp_path):
-    url = request.getfixturevalue("own_postgres_url") if request.param == "postgres" else ""
-    settings = Settings(data_dir=tmp_path, database_url=url)
-    bootstrap.prepare(settings)
-    sessions = session_factory(settings.database_url)
-    with sessions() as s:
-        tenant = tenants.get_or_create_tenant(session=s, name="t")
-        s.commit()
-        return sessions, tenant.id
 
 
 def _new_job(sessions, tenant_id: str, points: list[metrics.Point]) -> str:
