@@ -10,10 +10,12 @@ STAMP := $(VENV)/.kiln-installed
 
 .PHONY: run test bench clean-venv
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml client/pyproject.toml Makefile
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)" $(PIP_TORCH_ARGS)
 	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	# The client (the `kiln` command and the SDK) after the server, whose commands plug into it.
+	$(VENV)/bin/python -m pip install --quiet -e "./client[numpy]"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -21,15 +21,16 @@ def kiln_client(client, tmp_path_factory):
     (root / "openapi.json").write_text(client.get("/openapi.json").text)
     bin_dir = Path(sys.executable).parent
     run = subprocess.run(
-        [bin_dir / "openapi-python-client", "generate", "--path", root / "openapi.json", "--meta", "none", "--output-path", root / "kiln_client"],
+        [bin_dir / "openapi-python-client", "generate", "--path", root / "openapi.json", "--meta", "none", "--output-path", root / "kiln_openapi"],
         capture_output=True, text=True, timeout=120, env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    # Any part of the schema the generator cannot read is dropped with a warning: there must be none.
+    # (Named apart from Kiln's own client package, kiln_client.) Any part of the schema the generator
+    # cannot read is dropped with a warning: there must be none.
     assert "Warning" not in run.stdout + run.stderr, run.stdout + run.stderr
     sys.path.insert(0, str(root))
     try:
-        yield importlib.import_module("kiln_client")
+        yield importlib.import_module("kiln_openapi")
     finally:
         sys.path.remove(str(root))
 
@@ -50,23 +51,23 @@ def test_every_operation_is_a_function_named_after_it(kiln_client, client):
 
 
 def test_a_job_submitted_and_read_back_through_the_generated_client(kiln_client, api):
-    models = importlib.import_module("kiln_client.models")
+    models = importlib.import_module("kiln_openapi.models")
     spec = models.JobSpec.from_dict({"name": "typed", "model": {"architecture": "mlp"}, "data": {"dataset": "builtin:digits"},
                                      "training": {"epochs": 2}})
-    job = importlib.import_module("kiln_client.api.jobs.submit_job").sync(client=api, body=spec)
+    job = importlib.import_module("kiln_openapi.api.jobs.submit_job").sync(client=api, body=spec)
     assert isinstance(job, models.JobOut) and job.id.startswith("job_") and job.state == models.JobOutState.QUEUED
-    again = importlib.import_module("kiln_client.api.jobs.get_job").sync(client=api, job_id=job.id)
+    again = importlib.import_module("kiln_openapi.api.jobs.get_job").sync(client=api, job_id=job.id)
     assert isinstance(again, models.JobOut) and again.name == "typed"
-    page = importlib.import_module("kiln_client.api.jobs.list_jobs").sync(client=api, limit=1)
+    page = importlib.import_module("kiln_openapi.api.jobs.list_jobs").sync(client=api, limit=1)
     assert [j.id for j in page.items] == [job.id]
 
 
 def test_errors_come_back_typed(kiln_client, api):
-    models = importlib.import_module("kiln_client.models")
-    missing = importlib.import_module("kiln_client.api.jobs.get_job").sync(client=api, job_id="job_" + "0" * 32)
+    models = importlib.import_module("kiln_openapi.models")
+    missing = importlib.import_module("kiln_openapi.api.jobs.get_job").sync(client=api, job_id="job_" + "0" * 32)
     assert isinstance(missing, models.ErrorOut) and missing.error.code == "not_found"
     spec = models.JobSpec.from_dict({"name": "bad", "model": {"architecture": "mlp"}, "data": {"dataset": "builtin:digits"},
                                      "training": {"epochs": 0}})
-    refused = importlib.import_module("kiln_client.api.jobs.submit_job").sync(client=api, body=spec)
+    refused = importlib.import_module("kiln_openapi.api.jobs.submit_job").sync(client=api, body=spec)
     assert isinstance(refused, models.ErrorOut) and refused.error.code == "validation_error"
     assert refused.error.details[0].loc == ["body", "training", "epochs"]

@@ -34,6 +34,10 @@ class TcpProxy:
         """Refuse new connections and cut the open ones, as a stopped server would."""
         listener, self._listener = self._listener, None
         if listener:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(), which else holds the port
+            except OSError:
+                pass
             listener.close()
         with self._lock:
             for conn in self._open:
