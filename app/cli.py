@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -109,10 +110,37 @@ def _when(moment) -> str:
     return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
 
 
+def _prometheus_dir(settings) -> None:
+    """A folder for this run's API processes to write their metrics to (prometheus-client's
+    multiprocess mode), set before any of them imports the library. One per run, so two APIs on a
+    host never add up each other's; those of runs no longer alive are removed."""
+    root = settings.data_dir / "prometheus"
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        if old.name.isdigit() and not _alive(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    mine = root / str(os.getpid())
+    shutil.rmtree(mine, ignore_errors=True)
+    mine.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mine)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def cmd_api(args) -> int:
     import uvicorn
 
     settings = get_settings()
+    if settings.metrics_enabled:
+        _prometheus_dir(settings)
     uvicorn.run(
         "app.api.main:create_app", factory=True, host=args.host or settings.host, port=args.port or settings.port,
         workers=args.workers, log_level="info", access_log=False,

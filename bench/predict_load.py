@@ -3,10 +3,11 @@ single-sample requests from 64 connections, batching off (KILN_PREDICT_MAX_BATCH
 the same run; then the model alone (no HTTP) at the same batch size, which is this machine's
 limit; then TorchServe tuned (../shared/peers/torchserve) with the same body and load.
 
-    python bench/predict_load.py [--duration 15] [--api-workers 2] [--no-peer] [--limit-pairs 2] [--redis-limits URL]
+    python bench/predict_load.py [--duration 15] [--api-workers 2] [--no-peer] [--limit-pairs 2] [--redis-limits URL] [--metrics-pairs 2]
 
 Rate limits on against off (batching on, alternated pairs): the limit is set far above the load,
-so the ratio is what counting each request costs.
+so the ratio is what counting each request costs. Prometheus metrics on against off, the same way
+(KILN_METRICS_ENABLED): what counting each predict request and forward pass costs.
 
 Needs wrk (apt-get install wrk). Both servers get the same body: one real 28x28 MNIST test image
 in Kiln's predict JSON. Also runs a batch-inference job over the 10,000 test images and prints its
@@ -122,6 +123,7 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true", help="skip TorchServe")
     parser.add_argument("--limit-pairs", type=int, default=2, help="rate limits off/on runs, alternated")
     parser.add_argument("--redis-limits", metavar="URL", help="also count in this Redis (async+redis://127.0.0.1:6379/0)")
+    parser.add_argument("--metrics-pairs", type=int, default=2, help="Prometheus metrics off/on runs, alternated")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,13 +151,16 @@ def main() -> None:
 
             results: dict[str, dict] = {}
             # Every run sets both variables: a run must not inherit the one before it's store.
-            limits_on = {"KILN_RATE_LIMIT_PREDICT": LIMIT_ON, "KILN_RATE_LIMIT_STORAGE_URL": ""}
-            limits_off = {"KILN_RATE_LIMIT_PREDICT": "", "KILN_RATE_LIMIT_STORAGE_URL": ""}
+            limits_on = {"KILN_RATE_LIMIT_PREDICT": LIMIT_ON, "KILN_RATE_LIMIT_STORAGE_URL": "", "KILN_METRICS_ENABLED": "true"}
+            limits_off = {**limits_on, "KILN_RATE_LIMIT_PREDICT": ""}
             runs = [("kiln, batching off", 1, limits_on), ("kiln, batching on", 32, limits_on)]
             for i in range(args.limit_pairs):  # alternated, so drift in the machine falls on both sides
                 runs += [(f"kiln, limits off #{i + 1}", 32, limits_off), (f"kiln, limits on #{i + 1}", 32, limits_on)]
                 if args.redis_limits:
                     runs.append((f"kiln, limits in redis #{i + 1}", 32, {**limits_on, "KILN_RATE_LIMIT_STORAGE_URL": args.redis_limits}))
+            for i in range(args.metrics_pairs):
+                runs += [(f"kiln, metrics off #{i + 1}", 32, {**limits_on, "KILN_METRICS_ENABLED": "false"}),
+                         (f"kiln, metrics on #{i + 1}", 32, limits_on)]
             for label, max_batch, env in runs:
                 results[label] = serve_and_load(stack, key, model_id, body, args, max_batch=max_batch, env=env)
                 time.sleep(2)
@@ -179,6 +184,9 @@ def main() -> None:
         print(f"rate limits on / off (pair {i + 1}, in-process counters): {with_limits['rps'] / without['rps']:.3f}x requests/s")
         if args.redis_limits:
             print(f"rate limits in redis / off (pair {i + 1}): {results[f'kiln, limits in redis #{i + 1}']['rps'] / without['rps']:.3f}x requests/s")
+    for i in range(args.metrics_pairs):
+        with_metrics, without = results[f"kiln, metrics on #{i + 1}"], results[f"kiln, metrics off #{i + 1}"]
+        print(f"Prometheus metrics on / off (pair {i + 1}): {with_metrics['rps'] / without['rps']:.3f}x requests/s")
     if peer:
         print(f"kiln batching on / torchserve tuned: {on['rps'] / peer['rps']:.2f}x requests/s, p99 {on['p99']:.1f} vs {peer['p99']:.1f} ms")
     print(f"model alone (preprocess + forward + softmax, 1 thread): {forward_1:,.0f} samples/s at batch 1, "

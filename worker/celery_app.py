@@ -19,6 +19,7 @@ from app.core.settings import get_settings
 from worker import lifecycle
 from worker.attempt import worker_device, worker_id
 from worker.presence import Presence
+from worker.webhook_sender import WebhookSender
 
 settings = get_settings()
 prepare_sql_broker(settings)
@@ -41,17 +42,19 @@ def _configure_torch() -> None:
 
 _reconciler: Reconciler | None = None
 _presence: Presence | None = None
+_webhooks: WebhookSender | None = None
 
 
 @worker_ready.connect
 def _on_ready(**_):
-    global _reconciler, _presence
+    global _reconciler, _presence, _webhooks
     _configure_torch()
     sessions = session_factory(settings.database_url)
     if settings.run_reconciler:
         _reconciler = Reconciler(settings, sessions, send, open_store(settings)).start()
     device = worker_device(settings)
     _presence = Presence(sessions, worker_id(), device, settings.worker_beat_seconds).start()
+    _webhooks = WebhookSender(sessions, settings).start()
     logging.getLogger("kiln.worker").info("worker ready; serves %s jobs; torch threads: %d", device, settings.torch_threads)
 
 
@@ -67,6 +70,8 @@ def _on_shutdown(**_):
         _reconciler.stop()
     if _presence:
         _presence.stop()
+    if _webhooks:
+        _webhooks.stop()
 
 
 @worker_process_init.connect

@@ -26,6 +26,7 @@ import torch
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core import service_stats
 from app.core.artifacts import layout
 from app.core.artifacts.store import ArtifactStore
 from app.core.db.types import utcnow
@@ -58,6 +59,7 @@ class JobContext:
         self._checkpoint_step: int | None = None  # the newest checkpoint this attempt wrote
         self._checkpoint_bytes: int | None = None
         self._closing = threading.Event()
+        self._failed_beats = 0  # heartbeats that failed since the last one that went through
         self._beat_lock = threading.Lock()  # the heartbeat thread, a flush and a checkpoint's renewal take turns
         self._last_beat = time.monotonic()
         self._thread = threading.Thread(target=self._beat_loop, name=f"heartbeat-{job_id}", daemon=True)
@@ -199,11 +201,16 @@ class JobContext:
                     if beat.still_owner:
                         metric_service.write(session=session, tenant_id=self.tenant_id, job_id=self.job_id, points=points)
                         events.append(session, job_id=self.job_id, tenant_id=self.tenant_id, events=self._events(points))
+                        failed = self._failed_beats
+                        if failed:  # counted now that the database answers again
+                            service_stats.count(session, service_stats.HEARTBEAT_FAILURES, {}, failed)
                         session.commit()
+                        self._failed_beats -= failed
                         self._progress_sent = self._progress_pending
                     else:
                         session.rollback()  # someone else's job now: its points are not ours to write
             except SQLAlchemyError:
+                self._failed_beats += 1
                 with self._lock:
                     self._points[:0] = points
                 silent = time.monotonic() - self._last_beat

@@ -8,7 +8,21 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import architectures, datasets, health, inference_jobs, job_events, jobs, keys, models, openapi, queue, usage
+from app.api import (
+    architectures,
+    datasets,
+    health,
+    inference_jobs,
+    job_events,
+    jobs,
+    keys,
+    models,
+    openapi,
+    prometheus,
+    queue,
+    usage,
+    webhooks,
+)
 from app.api.broker import Broker
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimit, FormAsJson, RateLimitHeaders
@@ -19,6 +33,7 @@ from app.core.db.engine import session_factory
 from app.core.jobs.reconciler import Reconciler
 from app.core.settings import Settings, get_settings
 from app.core.ttlcache import TTLCache
+from app.serving import telemetry
 from app.serving.forward import configure_threads
 from app.serving.runtime import ServingRuntime
 
@@ -40,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             reconciler.stop()
         state.serving.close()
         state.sessions.kw["bind"].dispose()
+        prometheus.process_exiting()
 
     app = FastAPI(
         title="Kiln",
@@ -50,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     configure_threads(settings.api_torch_threads)
+    telemetry.enable(settings.metrics_enabled)
     app.state.settings = settings
     app.state.sessions = session_factory(settings.database_url)
     app.state.store = open_store(settings)
@@ -61,14 +78,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     build_openapi = app.openapi
     app.openapi = lambda: app.openapi_schema or openapi.finish(build_openapi(), settings)
-    resources = (models, health, jobs, job_events, inference_jobs, datasets, architectures, keys, usage, queue)
+    resources = (models, health, prometheus, jobs, job_events, inference_jobs, datasets, architectures, keys, usage, queue, webhooks)
     for resource in resources:
         app.include_router(resource.router)
     # The routes as declared (each router carries its prefix): newer FastAPI nests included
     # routers, so the app's own route list is no place to look a path up.
     app.state.api_routes = [route for resource in resources for route in resource.router.routes]
     app.add_middleware(RateLimitHeaders)  # innermost: only what the router answers (the fast lane sets its own)
-    app.add_middleware(PredictFastLane)  # inside the body limit and form-as-JSON
+    app.add_middleware(PredictFastLane, metered=settings.metrics_enabled)  # inside the body limit and form-as-JSON
     app.add_middleware(FormAsJson)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes, upload_max_bytes=settings.max_upload_bytes)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -20,6 +20,7 @@ from fastapi.responses import Response
 
 from app.api.deps import authenticate_request
 from app.api.errors import error_response
+from app.api.prometheus import PredictMeter
 from app.core.errors import InvalidInput, KilnError, detail
 from app.serving import decode
 from app.serving.loading import Servable
@@ -84,26 +85,37 @@ def top_k_of(raw: str | None) -> int | None:
 class PredictFastLane:
     """JSON predict requests, answered without FastAPI's routing; everything else passes through."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, metered: bool = True):
+        self.app, self.metered = app, metered  # metered: predict's count and latency for /metrics (both lanes)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "POST":
             match = PREDICT_PATH.match(scope["path"])
-            if match and not _multipart(scope):
-                request = Request(scope, receive)
-                limited: dict[str, str] = {}
+            if match and self.metered:
+                meter = PredictMeter(match.group(1), send)
                 try:
-                    caller = await authenticate_request(request)
-                    caller.require("predict", f"POST {scope['path']}")
-                    limited = await request.app.state.rate_limiter.hit("predict", caller.key_id)
-                    top_k, checkpoint = query_of(scope["query_string"])
-                    response = await predict_response(request, request.app.state.serving, caller.tenant_id, match.group(1), top_k, checkpoint,
-                                                      limited)
-                except KilnError as exc:
-                    response = error_response(exc, limited)
-                return await response(scope, receive, send)
+                    return await self._predict(scope, receive, meter.send, match)
+                finally:
+                    meter.done()
+            if match:
+                return await self._predict(scope, receive, send, match)
         await self.app(scope, receive, send)
+
+    async def _predict(self, scope, receive, send, match):
+        """JSON here; a multipart upload through the router."""
+        if _multipart(scope):
+            return await self.app(scope, receive, send)
+        request = Request(scope, receive)
+        limited: dict[str, str] = {}
+        try:
+            caller = await authenticate_request(request)
+            caller.require("predict", f"POST {scope['path']}")
+            limited = await request.app.state.rate_limiter.hit("predict", caller.key_id)
+            top_k, checkpoint = query_of(scope["query_string"])
+            response = await predict_response(request, request.app.state.serving, caller.tenant_id, match.group(1), top_k, checkpoint, limited)
+        except KilnError as exc:
+            response = error_response(exc, limited)
+        await response(scope, receive, send)
 
 
 def _multipart(scope) -> bool:

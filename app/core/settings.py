@@ -35,6 +35,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    metrics_enabled: bool = Field(True, description="GET /metrics, and the counting of predict requests behind it")
+    metrics_token: str = Field("", repr=False, description="when set, GET /metrics needs it as a bearer token")
 
     # Training worker
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="where workers train; auto = GPU if present")
@@ -95,6 +97,15 @@ class Settings(BaseSettings):
     rate_limit_storage_url: str = Field("", description="where the counters live; default: the broker's Redis, else in the process")
     model_record_cache_seconds: float = Field(5.0, ge=0, description="how long a process trusts a model's record")
 
+    # Webhooks
+    max_webhooks: int = Field(20, ge=0, description="webhooks one tenant may have")
+    webhook_allow_private: bool = Field(False, description="let webhooks reach loopback and private addresses (tests, a private network)")
+    webhook_retry_seconds: str = Field("5,30,120,600,1800,3600,7200,14400,28800", pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$",
+                                       description="the waits between tries of a delivery; the last repeats until it is too old")
+    webhook_max_age_seconds: float = Field(86400.0, gt=0, description="a delivery still failing this long after its event is given up")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="one try: connect, send and read the answer")
+    webhook_poll_seconds: float = Field(1.0, gt=0, description="how often a worker's sender looks for deliveries due")
+
     @field_validator("rate_limit_predict", "rate_limit_submit", "rate_limit_upload")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
@@ -121,6 +132,10 @@ class Settings(BaseSettings):
     @property
     def api_key_file(self) -> Path:
         return self.data_dir / "api-key"
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.webhook_retry_seconds.split(","))
 
     @property
     def torch_threads(self) -> int:

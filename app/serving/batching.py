@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.serving import telemetry
+
 
 class Overloaded(Exception):
     """The model's queue is full: come back later."""
@@ -117,6 +119,7 @@ class MicroBatcher:
         extra = None
         if batch[0].extra is not None:
             extra = np.concatenate([p.extra for p in batch]) if len(batch) > 1 else batch[0].extra
+        telemetry.forward_pass(len(x))
         try:
             out = await loop.run_in_executor(self.executor, self.run, x, extra)
         except Exception as exc:  # noqa: BLE001 - each request of the batch gets the error

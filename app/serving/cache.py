@@ -7,6 +7,7 @@ import threading
 from collections import OrderedDict
 
 from app.core.artifacts.store import ArtifactStore
+from app.serving import telemetry
 from app.serving.forward import warm_up
 from app.serving.loading import LoadedModel, Servable, load
 
@@ -51,7 +52,9 @@ class ModelCache:
             return loaded
 
     def _evict(self) -> None:
-        total = sum(m.nbytes for m in self._models.values())
+        total, evicted = sum(m.nbytes for m in self._models.values()), 0
         while total > self.max_bytes and len(self._models) > 1:
-            _, evicted = self._models.popitem(last=False)
-            total -= evicted.nbytes
+            _, dropped = self._models.popitem(last=False)
+            total -= dropped.nbytes
+            evicted += 1
+        telemetry.cache_changed(total, evicted)

@@ -169,6 +169,56 @@ class JobEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class Webhook(Base):
+    """Where a tenant wants to hear of its jobs' transitions. The secret signs every delivery
+    (Standard Webhooks); it is shown once, when the hook is made."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one hook: the outbox row, written in the transaction of the transition it tells
+    of, then sent (and retried) by a worker's sender until it succeeds or ages out."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_hook_created", "webhook_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the webhook-id header: the same on every retry
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ServiceStat(Base):
+    """A service-wide counter (Prometheus' word), kept in the database so every host adds to one
+    total: jobs finished, heartbeats failed, and each bucket of the queue-wait and duration
+    histograms (a row per bucket, not cumulative; ``/metrics`` adds them up). No tenant's data."""
+
+    __tablename__ = "service_stats"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    labels: Mapped[str] = mapped_column(String(300), primary_key=True)  # canonical JSON of the label values
+    value: Mapped[float] = mapped_column(Float)
+
+
 class JobAttempt(Base):
     """One attempt at a job: which worker, how it ended, how far it got and how much memory it took.
     What tells a worker lost to the job itself (an out-of-memory kill, again and again) from bad luck."""

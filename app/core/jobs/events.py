@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from app.core.db.clock import db_now
 from app.core.db.tables import Job, JobEvent
+from app.core.jobs import job_stats
 from app.core.jobs.outcome import TERMINAL_STATES
+from app.core.webhooks import outbox
 
 KINDS = ("state", "progress", "metric", "log", "end")
 
@@ -32,11 +34,16 @@ def append(session: Session, *, job_id: str, tenant_id: str, events: list[tuple[
 
 def state_changed(session: Session, *, job_id: str, tenant_id: str, state: str, attempt: int,
                   more: list[tuple[str, dict[str, Any]]] = ()) -> None:
-    """A transition, then ``more`` (e.g. the log line that says why), then ``end`` if it is final."""
+    """A transition, then ``more`` (e.g. the log line that says why), then ``end`` if it is final;
+    and, in the same transaction, what it adds to the service's stats and the webhooks' outbox
+    (every transition passes here)."""
     events = [("state", {"state": state, "attempt": attempt}), *more]
     if state in TERMINAL_STATES:
         events.append(("end", {"state": state}))
     append(session, job_id=job_id, tenant_id=tenant_id, events=events)
+    job_stats.transition(session, job_id=job_id, state=state, attempt=attempt)
+    if state == "running" or state in TERMINAL_STATES:
+        outbox.on_transition(session, job_id=job_id, tenant_id=tenant_id, state=state)
 
 
 def after(session: Session, *, tenant_id: str, job_id: str, seq: int, limit: int, kinds: tuple[str, ...] = KINDS) -> list[JobEvent]:

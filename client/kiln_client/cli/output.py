@@ -11,8 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Column, Table
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # long lines stay whole: scripts grep them
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(value: Any) -> None:
