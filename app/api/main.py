@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from contextlib import asynccontextmanager
@@ -50,7 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # what requests allocate.
         gc.collect()
         gc.freeze()
+        flusher = asyncio.create_task(prometheus.flush_every_second()) if settings.metrics_enabled else None
         yield
+        if flusher:
+            flusher.cancel()
         if reconciler:
             reconciler.stop()
         state.serving.close()

@@ -11,6 +11,7 @@ the OpenAPI schema and for the paths the lane leaves to it.
 from __future__ import annotations
 
 import re
+from time import perf_counter
 from urllib.parse import parse_qsl
 
 import numpy as np
@@ -22,7 +23,7 @@ from app.api.deps import authenticate_request
 from app.api.errors import error_response
 from app.api.prometheus import PredictMeter
 from app.core.errors import InvalidInput, KilnError, detail
-from app.serving import decode
+from app.serving import decode, telemetry
 from app.serving.loading import Servable
 from app.serving.runtime import ServingRuntime
 
@@ -91,10 +92,12 @@ class PredictFastLane:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "POST":
             match = PREDICT_PATH.match(scope["path"])
-            if match and self.metered:
+            if match and _multipart(scope):  # images: through the router
+                if not self.metered:
+                    return await self.app(scope, receive, send)
                 meter = PredictMeter(match.group(1), send)
                 try:
-                    return await self._predict(scope, receive, meter.send, match)
+                    return await self.app(scope, receive, meter.send)
                 finally:
                     meter.done()
             if match:
@@ -102,9 +105,7 @@ class PredictFastLane:
         await self.app(scope, receive, send)
 
     async def _predict(self, scope, receive, send, match):
-        """JSON here; a multipart upload through the router."""
-        if _multipart(scope):
-            return await self.app(scope, receive, send)
+        started = perf_counter()
         request = Request(scope, receive)
         limited: dict[str, str] = {}
         try:
@@ -115,7 +116,11 @@ class PredictFastLane:
             response = await predict_response(request, request.app.state.serving, caller.tenant_id, match.group(1), top_k, checkpoint, limited)
         except KilnError as exc:
             response = error_response(exc, limited)
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        finally:
+            if self.metered:
+                telemetry.predict_request(match.group(1), response.status_code, perf_counter() - started)
 
 
 def _multipart(scope) -> bool:

@@ -1,9 +1,10 @@
 """``GET /metrics`` in the Prometheus text format, and predict's request counts and latency.
 
 Two sources, one answer:
-- what this host's API processes count themselves (predict requests, latency, batch sizes, the
-  model cache), by prometheus-client in multiprocess mode: `kiln api` gives every run a folder
-  (``PROMETHEUS_MULTIPROC_DIR``) where each process writes, so any process reports them all;
+- what this host's API processes count themselves (``app.serving.telemetry``: predict requests,
+  latency, batch sizes, the model cache), by prometheus-client in multiprocess mode: `kiln api`
+  gives every run a folder (``PROMETHEUS_MULTIPROC_DIR``) where each process writes, so any
+  process reports them all (each flushes its tallies there every second);
 - what the database knows for the whole service, read at scrape time: jobs queued and running by
   device, workers alive and busy, and the counters every worker adds to (``app.core.service_stats``).
 
@@ -14,13 +15,15 @@ Open by default, as scrape targets usually are; ``KILN_METRICS_TOKEN`` puts it b
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 from collections.abc import Iterator
 from time import perf_counter
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -30,15 +33,15 @@ from app.core import service_stats, workers
 from app.core.db.engine import read_only
 from app.core.db.tables import Job
 from app.core.errors import NotFound, Unauthorized
+from app.serving import telemetry
 
-PREDICT_REQUESTS = Counter("kiln_predict_requests", "Predict requests by model (successful ones) and HTTP status", ["model", "status"])
-PREDICT_LATENCY = Histogram("kiln_predict_latency_seconds", "Predict requests, first byte in to answer sent",
-                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+FLUSH_SECONDS = 1.0
 
 
 class PredictMeter:
-    """Wraps one predict request's ``send`` to see its status; ``done()`` counts it."""
+    """Wraps one predict request's ``send`` to see its status (the router's path, for multipart);
+    ``done()`` counts it."""
 
     __slots__ = ("model_id", "send", "started", "status")
 
@@ -54,8 +57,14 @@ class PredictMeter:
         self.send = counted
 
     def done(self) -> None:
-        PREDICT_LATENCY.observe(perf_counter() - self.started)
-        PREDICT_REQUESTS.labels(self.model_id if self.status < 400 else "", str(self.status)).inc()
+        telemetry.predict_request(self.model_id, self.status, perf_counter() - self.started)
+
+
+async def flush_every_second() -> None:
+    """This process's tallies into the shared values, so a scrape by any process sees them."""
+    while True:
+        await asyncio.sleep(FLUSH_SECONDS)
+        telemetry.flush()
 
 
 class ServiceCollector(Collector):
@@ -106,7 +115,7 @@ router = APIRouter(tags=["health"])
 
 @router.get("/metrics", response_class=Response, operation_id="getMetrics",
             responses={**errors(404), 200: {"content": {"text/plain": {}}, "description": "the Prometheus text format"}})
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus metrics of the whole service (open unless KILN_METRICS_TOKEN is set; then send it
     as a bearer token). A 404 when KILN_METRICS_ENABLED is false."""
     settings = request.app.state.settings
@@ -116,12 +125,15 @@ def metrics(request: Request) -> Response:
         sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(sent.encode(), settings.metrics_token.encode()):
             raise Unauthorized("GET /metrics needs the bearer token set in KILN_METRICS_TOKEN", headers={"WWW-Authenticate": "Bearer"})
+    telemetry.flush()  # on the event loop, where the tallies are kept
+    return Response(await run_in_threadpool(_exposition, request.app.state.sessions, settings.worker_alive_seconds), media_type=CONTENT_TYPE)
+
+
+def _exposition(sessions, alive_seconds: float) -> bytes:
     service = CollectorRegistry(auto_describe=False)
-    service.register(ServiceCollector(request.app.state.sessions, settings.worker_alive_seconds))
+    service.register(ServiceCollector(sessions, alive_seconds))
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         here = CollectorRegistry()
         multiprocess.MultiProcessCollector(here)
-        body = generate_latest(here) + generate_latest(service)
-    else:  # one process (tests, an embedded app): its own registry
-        body = generate_latest(REGISTRY) + generate_latest(service)
-    return Response(body, media_type=CONTENT_TYPE)
+        return generate_latest(here) + generate_latest(service)
+    return generate_latest(REGISTRY) + generate_latest(service)  # one process (tests, an embedded app): its own registry

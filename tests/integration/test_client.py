@@ -131,6 +131,11 @@ def test_kiln_submit_follow_draws_a_live_bar_and_exits_with_the_jobs_outcome(sta
     (tmp_path / "samples.json").write_text(json.dumps({"inputs": load_digits().images[:3].tolist()}))
     out, status = run_kiln(["predict", model_id, "samples.json", "--top-k", "2"], env, tmp_path)
     assert status == 0 and "samples.json[2]" in out and "top 2" in out, out
+    out, status = run_kiln(["models", "export", model_id, "--format", "onnx", "-O", "model.onnx"], env, tmp_path)
+    assert status == 0 and "wrote model.onnx" in out and (tmp_path / "model.onnx").stat().st_size > 1000, out
+    assert not list(tmp_path.glob("*.part"))  # the download was renamed into place whole
+    out, status = run_kiln(["jobs", "logs", job_id, "-f"], env, tmp_path)  # an ended job: its whole log, then the end
+    assert status == 0 and "attempt 1 started" in out and "ended: succeeded" in out, out
     metrics_csv, status = run_kiln(["jobs", "metrics", job_id, "--names", "val_accuracy", "-o", "csv"], env, tmp_path)
     assert status == 0 and metrics_csv.splitlines()[0].strip() == "name,step,epoch,value,time" and len(metrics_csv.splitlines()) == 5
 

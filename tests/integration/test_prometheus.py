@@ -3,6 +3,7 @@ predicts are served, and `kiln api --workers 2` reports both processes' counts i
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -69,6 +70,10 @@ def test_metrics_move_as_jobs_run_and_predicts_are_served_across_two_api_process
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(predict, [job["model_id"]] * 40 + ["mdl_not_there"] * 3))
     assert statuses == [200] * 40 + [404] * 3
+    deadline = time.monotonic() + 10  # each process adds its tallies to the shared counts every second
+    while value(scrape(stack), "kiln_predict_latency_seconds_count") - value(before, "kiln_predict_latency_seconds_count") < 43:
+        assert time.monotonic() < deadline, scrape(stack)
+        time.sleep(0.2)
     for _ in range(6):  # whichever process answers, it counts both
         after = scrape(stack)
         assert value(after, "kiln_predict_requests_total", model=job["model_id"], status="200") == 40
