@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shutil
 import signal
@@ -135,10 +136,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _port_in_use(host: str, port: int) -> str | None:
+    """Why the API cannot listen there, said for a person (uvicorn would say only "[Errno 98]")."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a socket in TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use: set KILN_PORT (or --port) to another, or stop the server that holds it"
+            return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None
+
+
 def cmd_api(args) -> int:
     import uvicorn
 
     settings = get_settings()
+    if problem := _port_in_use(args.host or settings.host, args.port or settings.port):
+        print(f"kiln: {problem}", file=sys.stderr)
+        return 1
     if settings.metrics_enabled:
         _prometheus_dir(settings)
     uvicorn.run(
@@ -170,6 +187,9 @@ def cmd_up(args) -> int:
     from app.core import bootstrap
 
     settings = get_settings()
+    if problem := _port_in_use(args.host or settings.host, args.port or settings.port):  # before a worker is started for nothing
+        print(f"kiln: {problem}", file=sys.stderr)
+        return 1
     bootstrap.prepare(settings)
     prefix = bootstrap.ensure_default_key(settings)
     if prefix:

@@ -67,7 +67,9 @@ def run_inference(job: Job, ctx: JobContext, store: ArtifactStore, sessions: ses
 def write_results(store: ArtifactStore, job_id: str, class_names: list[str], predictions: np.ndarray, probs: np.ndarray,
                   labels: np.ndarray | None) -> None:
     """NPZ of plain arrays (no objects, so ``np.load(allow_pickle=False)`` reads it) and a CSV."""
-    arrays = {"predictions": predictions.astype(np.int64), "probabilities": probs, "class_names": np.asarray(class_names, dtype=str)}
+    # Names in predictions, as in labels, the CSV and /predict (so predictions == labels compares); indices beside them.
+    names = np.asarray(class_names, dtype=str)
+    arrays = {"predictions": names[predictions], "prediction_indices": predictions.astype(np.int64), "probabilities": probs, "class_names": names}
     if labels is not None:
         arrays["labels"] = labels.astype(str)
     buffer = io.BytesIO()

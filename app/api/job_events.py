@@ -37,7 +37,8 @@ async def job_events(
                                          description="the id of the last event seen: the stream resumes after it")] = "",
 ):
     """The job's events as Server-Sent Events, from the first (or after ``Last-Event-ID``) to its
-    ``end``: ``state`` ({state, attempt}, every transition), ``progress`` ({epoch, step,
+    ``end``: ``state`` ({state, attempt}, every transition; with ``cancel_requested: true`` when a
+    cancel is asked of a running job), ``progress`` ({epoch, step,
     total_steps, eta_seconds}), ``metric`` ({points: [{name, step, epoch, value}]}, as written),
     ``log`` ({line}) and ``end`` ({state}). Each has an ``id``; reconnecting with the last one
     seen gives exactly the events missed."""

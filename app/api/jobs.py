@@ -60,6 +60,7 @@ class JobOut(BaseModel):
     name: str
     labels: dict[str, str]
     state: JobState
+    cancel_requested: bool = Field(description="a cancel was asked for and has not landed yet (the job is still queued or running)")
     attempt: int
     progress: Progress
     metrics: dict[str, float]
@@ -82,6 +83,7 @@ class JobOut(BaseModel):
             priority=job.priority, device=job.device,
             queue_position=place[0] if place else None, waiting_for=place[1] if place else None,
             id=job.id, name=job.name, labels=job.spec.get("labels", {}), state=job.state, attempt=job.attempt,
+            cancel_requested=bool(job.cancel_requested) and job.state in ("queued", "running"),
             progress=Progress(epoch=job.epoch, epochs=job.epochs, step=job.step, total_steps=job.total_steps, fraction=fraction_done(job),
                               elapsed_seconds=pace.elapsed_seconds(job, utcnow()), eta_seconds=pace.eta_seconds(job)),
             metrics=finite(job.latest_metrics), error=error_of(job),

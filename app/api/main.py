@@ -26,7 +26,7 @@ from app.api import (
 )
 from app.api.broker import Broker
 from app.api.errors import install_error_handlers
-from app.api.middleware import BodySizeLimit, FormAsJson, RateLimitHeaders
+from app.api.middleware import BodySizeLimit, EmptyQueryAsAbsent, FormAsJson, RateLimitHeaders
 from app.api.predict import PredictFastLane
 from app.api.ratelimit import RateLimiter
 from app.core.artifacts.configured import open_store
@@ -92,5 +92,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(PredictFastLane, metered=settings.metrics_enabled)  # inside the body limit and form-as-JSON
     app.add_middleware(FormAsJson)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes, upload_max_bytes=settings.max_upload_bytes)
+    app.add_middleware(EmptyQueryAsAbsent)  # outermost: every lane sees the query as meant
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

@@ -109,3 +109,20 @@ class RateLimitHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_limits)
+
+
+class EmptyQueryAsAbsent:
+    """``?state=&limit=`` means what ``?`` does: a parameter left empty (a form's blank field, a
+    script's unset variable) is dropped before validation, rather than refused as not a state or
+    not a number."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["query_string"]:
+            query: bytes = scope["query_string"]
+            if query.endswith(b"=") or b"=&" in query:
+                kept = b"&".join(pair for pair in query.split(b"&") if pair and not pair.endswith(b"="))
+                scope = {**scope, "query_string": kept}
+        await self.app(scope, receive, send)

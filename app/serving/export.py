@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+from typing import Any
 
 import numpy as np
 import orjson
@@ -78,14 +79,16 @@ def example_inputs(loaded: LoadedModel, n: int = 2) -> tuple[torch.Tensor, ...]:
     return (x,)
 
 
-def metadata(servable: Servable) -> dict[str, str]:
+def description(servable: Servable) -> dict[str, Any]:
+    """What a file needs to be used without Kiln: the classes, the raw sample's shape, the preprocessing."""
     card = servable.card
-    return {
-        "kiln.model_id": servable.id, "kiln.architecture": card.architecture,
-        "kiln.class_names": orjson.dumps(card.class_names).decode(),
-        "kiln.sample_shape": orjson.dumps(card.sample_shape).decode(),
-        "kiln.preprocessing": orjson.dumps(card.preprocessing).decode(),
-    }
+    return {"kiln.model_id": servable.id, "kiln.architecture": card.architecture, "kiln.class_names": card.class_names,
+            "kiln.sample_shape": card.sample_shape, "kiln.preprocessing": card.preprocessing}
+
+
+def metadata(servable: Servable) -> dict[str, str]:
+    """The description as ONNX metadata_props, whose values can only be strings: lists and objects as JSON."""
+    return {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in description(servable).items()}
 
 
 def torchscript_bytes(loaded: LoadedModel) -> bytes:
@@ -99,7 +102,7 @@ def torchscript_bytes(loaded: LoadedModel) -> bytes:
             raise ExportUnsupported("TorchScript tracing cannot follow this network; format=safetensors has its weights") from None
         out = io.BytesIO()
         # torch 2.13 marks TorchScript deprecated in favour of torch.export; the format users ask for still loads everywhere.
-        torch.jit.save(traced, out, _extra_files={"kiln.json": orjson.dumps(metadata(loaded.servable))})
+        torch.jit.save(traced, out, _extra_files={"kiln.json": orjson.dumps(description(loaded.servable))})  # plain JSON, nothing encoded twice
     return out.getvalue()
 
 

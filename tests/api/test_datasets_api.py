@@ -243,7 +243,9 @@ def test_corrupt_and_truncated_files(client, clean):
 def test_wrong_idx_magic(client, clean):
     x, y = images()
     wrong = b"\x12\x34" + idx_bytes(x, gz=False)[2:]
-    bad(upload(client, clean, "idx", [("train-img", wrong), ("train-lbl", idx_bytes(y))]), 422, "train-img", "magic")
+    err = bad(upload(client, clean, "idx", [("train-img", wrong), ("train-lbl", idx_bytes(y))]), 422, "train-img", "magic")
+    # What was found, and what MNIST's two files have, each written whole.
+    assert "0x12340803" in err["message"] and "0x00000801 (labels)" in err["message"] and "0x00000803 (images)" in err["message"]
 
 
 def test_images_and_labels_of_different_lengths(client, clean):

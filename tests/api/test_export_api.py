@@ -63,7 +63,9 @@ def test_torchscript_in_torch_answers_what_predict_answers(client, owner, models
     with torch.no_grad():
         probs = module(torch.from_numpy(SAMPLES)).numpy()
     np.testing.assert_allclose(probs, served_probabilities(client, owner, model_id), atol=1e-5, rtol=0)
-    assert json.loads(extra["kiln.json"])["kiln.architecture"] == arch
+    card = json.loads(extra["kiln.json"])
+    assert card["kiln.architecture"] == arch and card["kiln.class_names"] == [str(i) for i in range(10)]  # a list, not a JSON string
+    assert card["kiln.sample_shape"] == [8, 8] and isinstance(card["kiln.preprocessing"], dict)
     assert module(torch.from_numpy(SAMPLES[:3])).shape == (3, 10)
 
 

@@ -409,3 +409,23 @@ def test_a_retried_submit_with_the_same_idempotency_key_answers_again_and_create
     # Keys are the tenant's own: another tenant's same key is another request.
     assert client.post("/v1/jobs", json=job(name="once"), headers={**auth, "Idempotency-Key": "other"}).json()["id"] != first.json()["id"]
     assert len(client.get("/v1/jobs", headers=auth).json()["items"]) == 2
+
+
+def test_watching_a_val_metric_without_a_validation_split_is_refused_naming_both_fields(client, auth):
+    spec = job(data__validation_fraction=0.0, training__early_stopping={"monitor": "val_accuracy", "patience": 2})
+    r = client.post("/v1/jobs", json=spec, headers=auth)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert "early_stopping monitors val_accuracy" in err["message"] and "validation_fraction is 0" in err["message"]
+    assert {tuple(d["loc"]) for d in err["details"]} == {("body", "training", "early_stopping", "monitor"), ("body", "data", "validation_fraction")}
+    plateau = job(data__validation_fraction=0.0, training__lr_schedule={"name": "plateau"})
+    assert "plateau schedule monitors val_loss" in client.post("/v1/jobs", json=plateau, headers=auth).json()["error"]["message"]
+    on_train_loss = job(data__validation_fraction=0.0, training__early_stopping={"monitor": "train_loss"})
+    assert client.post("/v1/jobs", json=on_train_loss, headers=auth).status_code == 201  # it has something to watch
+
+
+def test_an_empty_query_parameter_means_absent(client, auth):
+    mine = client.post("/v1/jobs", json=job(), headers=auth).json()["id"]
+    r = client.get("/v1/jobs?state=&limit=&cursor=", headers=auth)
+    assert r.status_code == 200 and mine in [j["id"] for j in r.json()["items"]]
+    assert client.get("/v1/jobs?state=&limit=0", headers=auth).status_code == 422  # a value given is still checked

@@ -118,6 +118,7 @@ def test_fine_tuning_a_model_of_digits_0_4_on_5_9_reaches_accuracy_in_fewer_epoc
     assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["body", "model", "init_from", "freeze", 0]
     r = client.post("/v1/jobs", json={**tuned, "model": {**tuned["model"], "architecture": "mlp"}})
     assert r.status_code == 422 and "incompatible init_from" in r.json()["error"]["message"]
+    assert f"model {source['model_id']} is a lenet5, not an mlp" in r.json()["error"]["message"]  # grammar a user reads
 
     scratch_job = wait_for(client, client.post("/v1/jobs", json=scratch).json()["id"], TERMINAL)
     tuned_job = wait_for(client, client.post("/v1/jobs", json=tuned).json()["id"], TERMINAL)

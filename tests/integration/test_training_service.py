@@ -1,5 +1,7 @@
 """A user's path through the service, with real processes: submit, poll, read metrics, predict."""
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -68,11 +70,15 @@ def test_cancel_stops_a_running_job_and_the_worker_takes_the_next(stack):
     client = stack.new_tenant()
     long_id = client.post("/v1/jobs", json=LONG_MLP_JOB).json()["id"]
     running = wait_for(client, long_id, {"running"}, timeout=60)
-    assert running["state"] == "running"
-    client.post(f"/v1/jobs/{long_id}/cancel")
+    assert running["state"] == "running" and running["cancel_requested"] is False
+    asked = client.post(f"/v1/jobs/{long_id}/cancel").json()
+    assert asked["state"] == "running" and asked["cancel_requested"] is True  # said at once; it lands at the next heartbeat
     cancelled = wait_for(client, long_id, {"cancelled", "failed", "succeeded"}, timeout=10)
-    assert cancelled["state"] == "cancelled"
+    assert cancelled["state"] == "cancelled" and cancelled["cancel_requested"] is False
     assert cancelled["model_id"] is None
+    states = [json.loads(line.removeprefix("data: ")) for line in client.get(f"/v1/jobs/{long_id}/events").text.splitlines()
+              if line.startswith("data: ") and '"state"' in line and '"points"' not in line]
+    assert {"state": "running", "attempt": 1, "cancel_requested": True} in states and states[-1] == {"state": "cancelled"}
 
     next_job = client.post("/v1/jobs", json={**LENET_JOB, "training": {**LENET_JOB["training"], "epochs": 1}}).json()
     assert wait_for(client, next_job["id"], {"succeeded", "failed"})["state"] == "succeeded"

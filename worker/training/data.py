@@ -66,9 +66,10 @@ def prepare(
         input_channels=input_channels, tokens=raw.info.tokens, vocab_size=raw.info.vocab_size,
     )
     fitted = preprocessing.fit(plan, raw.x[np.sort(train_idx)[:: max(1, len(train_idx) // 20000)]]) if standardize else plan
-    y = torch.from_numpy(np.asarray(raw.y, dtype=np.int64)) if raw.y is not None else None
+    # A copy: the labels may be a read-only memory map, which torch warns of (labels are small).
+    y = torch.from_numpy(np.array(raw.y, dtype=np.int64)) if raw.y is not None else None
 
-    lengths = torch.from_numpy(np.asarray(raw.lengths, dtype=np.int64)) if raw.lengths is not None else None
+    lengths = torch.from_numpy(np.array(raw.lengths, dtype=np.int64)) if raw.lengths is not None else None
 
     def part(idx):
         return lengths[torch.from_numpy(idx)] if lengths is not None else None

@@ -142,8 +142,11 @@ def request_cancel(*, session: Session, tenant_id: str, job_id: str, kind: str =
     ).rowcount
     if cancelled_while_queued:
         events.state_changed(session, job_id=job.id, tenant_id=tenant_id, state="cancelled", attempt=job.attempt)
-    else:
-        session.execute(update(Job).where(Job.id == job.id, Job.state == "running").values(cancel_requested=True))
+    elif session.execute(update(Job).where(Job.id == job.id, Job.state == "running", Job.cancel_requested.is_(False))
+                         .values(cancel_requested=True)).rowcount:
+        # Not a transition yet (the worker stops at its next heartbeat), but a follower should see it was asked for.
+        events.append(session, job_id=job.id, tenant_id=tenant_id,
+                      events=[("state", {"state": "running", "attempt": job.attempt, "cancel_requested": True})])
     session.refresh(job)
     return job
 

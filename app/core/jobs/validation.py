@@ -69,7 +69,7 @@ def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None 
         message = f"{len(spec.labels)} labels, over this service's limit of {limits.max_labels} a job (KILN_MAX_LABELS)"
         raise InvalidInput(message, [detail(["body", "labels"], message)])
     if source is not None and source.architecture != spec.model.architecture:
-        message = f"incompatible init_from: model {source.id} is a {source.architecture}, not a {spec.model.architecture}"
+        message = f"incompatible init_from: model {source.id} is {_a(source.architecture)}, not {_a(spec.model.architecture)}"
         raise InvalidInput(message, [detail(["body", "model", "init_from", "model_id"], message)])
     raw_params = spec.model.params if (source is None or spec.model.params) else source.params
     params = architectures.validate_params(spec.model.architecture, raw_params, ["body", "model", "params"])
@@ -99,6 +99,7 @@ def validate_spec(spec: JobSpec, info: DatasetInfo, source: TrainedModel | None 
     filled = dataclasses.asdict(params)
     if arch.task != "classify":
         _check_generative_options(spec, arch.name)
+    _check_validation_used(spec)
     augmentation = spec.training.augmentation
     if augmentation and (augmentation.random_crop_padding or augmentation.horizontal_flip) and (info.kind, takes.kind) != ("image", "image"):
         what = f"holds {info.kind} samples" if info.kind != "image" else f"is read as sequences by {arch.name}"
@@ -141,7 +142,10 @@ def _check_transfer(spec: JobSpec, source: TrainedModel, params: dict[str, Any],
     loc = ["body", "model", "init_from"]
     problems = []
     if source.params != params:
-        problems.append((["body", "model", "params"], f"params differ from model {source.id}'s {source.params}; weights would not fit"))
+        differ = ", ".join(f"{k}: {source.params.get(k)!r} there, {params.get(k)!r} here" for k in sorted(set(source.params) | set(params))
+                           if source.params.get(k) != params.get(k))
+        problems.append((["body", "model", "params"], f"params differ from model {source.id}'s ({differ}); fine-tuning builds the source's "
+                                                      "network, so leave model.params out to take its params"))
     if list(source.input_shape) != list(input_shape):
         problems.append((loc + ["model_id"], f"model {source.id} takes input {source.input_shape}, this dataset gives {list(input_shape)}"))
     if len(source.class_names) != num_classes and not init.reset_head:
@@ -151,6 +155,27 @@ def _check_transfer(spec: JobSpec, source: TrainedModel, params: dict[str, Any],
             problems.append((loc + ["freeze", i], f"no submodule {name!r}; {spec.model.architecture} has {', '.join(submodules)}"))
     if problems:
         raise InvalidInput("incompatible init_from: " + "; ".join(msg for _, msg in problems), [detail(loc, msg) for loc, msg in problems])
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+def _check_validation_used(spec: JobSpec) -> None:
+    """What watches a val_* metric needs a validation split: with none it would silently do nothing."""
+    if spec.data.validation_fraction > 0:
+        return
+    t = spec.training
+    watching = []
+    if t.early_stopping is not None and t.early_stopping.monitor.startswith("val_"):
+        watching.append((["body", "training", "early_stopping", "monitor"], f"early_stopping monitors {t.early_stopping.monitor}"))
+    if t.lr_schedule.name == "plateau" and t.lr_schedule.monitor.startswith("val_"):
+        watching.append((["body", "training", "lr_schedule", "monitor"], f"the plateau schedule monitors {t.lr_schedule.monitor}"))
+    if watching:
+        what = " and ".join(why for _, why in watching)
+        message = (f"{what}, but data.validation_fraction is 0, so there is no validation metric: "
+                   "set validation_fraction above 0, or monitor train_loss")
+        raise InvalidInput(message, [detail(loc, message) for loc, _ in watching] + [detail(["body", "data", "validation_fraction"], "is 0")])
 
 
 def _check_dataset_fits(spec: JobSpec, info: DatasetInfo) -> None:

@@ -60,7 +60,8 @@ def follow(job: Job) -> int:
                 state = event.data["state"]
                 if state == "running" and bar.tasks[task].fields["running_since"] is None:
                     bar.update(task, running_since=time.monotonic())
-                bar.update(task, description=_describe(data, state, event.data.get("attempt")))
+                shown = "cancelling" if event.data.get("cancel_requested") else state
+                bar.update(task, description=_describe(data, shown, event.data.get("attempt")))
             elif event.kind == "progress":
                 p = event.data
                 bar.update(task, completed=p["step"], total=p.get("total_steps") or 1, epoch=_epoch(p["epoch"], progress["epochs"]),

@@ -60,7 +60,9 @@ def _header(stream: _Source, name: str) -> tuple[np.dtype, tuple[int, ...]]:
     except (OSError, EOFError, zlib.error) as exc:
         raise IngestError(f"not a readable IDX file ({exc})", file=name) from None
     if zero != 0 or code not in DTYPES or not 1 <= ndim <= 4:
-        raise IngestError(f"wrong IDX magic number 0x{zero:04x}{code:02x}{ndim:02x} (expected 0x000008 01 or 03 for MNIST)", file=name)
+        raise IngestError(f"not an IDX file: its magic number is 0x{zero:04x}{code:02x}{ndim:02x}, where MNIST's are 0x00000801 (labels) "
+                          f"and 0x00000803 (images); IDX is 0x0000, a type byte (08 for unsigned bytes), then the number of dimensions",
+                          file=name)
     dims = struct.unpack(f">{ndim}I", read_exact(stream, 4 * ndim, name, "the IDX dimensions"))
     return np.dtype(DTYPES[code]), tuple(int(d) for d in dims)
 
