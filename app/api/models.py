@@ -138,9 +138,12 @@ PREDICT_BODY = {
 
 @router.patch("/{model_id}", response_model=ModelOut, operation_id="updateModel", responses=errors(404, 413))
 def update_model(model_id: str, body: ModelPatch, caller: TrainCaller, session: SessionDep, runtime: RuntimeDep):
-    """Per-model serving options. This API process applies them at once; others within
-    ``KILN_MODEL_RECORD_CACHE_SECONDS``."""
-    model = trained_models.set_serving(session=session, tenant_id=caller.tenant_id, model_id=model_id, options=body.serving.model_dump())
+    """Per-model serving options, merged into those set before (JSON Merge Patch: a field left out
+    keeps its value, null returns it to the service's default). This API process applies them at
+    once; others within ``KILN_MODEL_RECORD_CACHE_SECONDS``."""
+    # Only the fields sent: PATCH merges (RFC 7396), and a field left out keeps its value.
+    model = trained_models.set_serving(session=session, tenant_id=caller.tenant_id, model_id=model_id,
+                                       options=body.serving.model_dump(exclude_unset=True))
     session.commit()
     runtime.forget(caller.tenant_id, model_id)
     return ModelOut.of(model)

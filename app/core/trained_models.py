@@ -49,9 +49,12 @@ def card_of(model: TrainedModel) -> ModelCard:
 
 
 def set_serving(*, session: Session, tenant_id: str, model_id: str, options: dict) -> TrainedModel:
-    """Stores the model's micro-batching overrides (null fields: the defaults)."""
+    """Merges ``options`` into the model's micro-batching overrides, as JSON Merge Patch (RFC 7396)
+    does: a field given replaces its value, null removes it (back to the default), a field left
+    out keeps its value."""
     model = get(session=session, tenant_id=tenant_id, model_id=model_id)
-    model.serving = {k: v for k, v in options.items() if v is not None} or None
+    merged = {**(model.serving or {}), **options}
+    model.serving = {k: v for k, v in merged.items() if v is not None} or None
     session.flush()
     return model
 

@@ -198,7 +198,12 @@ def test_per_model_serving_options_are_validated_stored_and_applied(settings, ow
         r = c.patch(f"/v1/models/{model_id}", json={"serving": {"max_batch_size": 64, "max_delay_ms": 1000}}, headers=owner)
         assert r.status_code == 200 and r.json()["serving"] == {"max_batch_size": 64, "max_delay_ms": 1000.0}
         assert c.post(url, json=sample, headers=owner).status_code == 504
-        assert c.patch(f"/v1/models/{model_id}", json={"serving": {}}, headers=owner).json()["serving"] == {"max_batch_size": None, "max_delay_ms": None}
+        # PATCH merges (RFC 7396): a field left out keeps its value, null returns one to the default.
+        merged = c.patch(f"/v1/models/{model_id}", json={"serving": {"max_delay_ms": 900}}, headers=owner).json()["serving"]
+        assert merged == {"max_batch_size": 64, "max_delay_ms": 900.0}
+        assert c.patch(f"/v1/models/{model_id}", json={"serving": {}}, headers=owner).json()["serving"] == merged
+        cleared = c.patch(f"/v1/models/{model_id}", json={"serving": {"max_batch_size": None, "max_delay_ms": None}}, headers=owner)
+        assert cleared.json()["serving"] == {"max_batch_size": None, "max_delay_ms": None}
         assert c.post(url, json=sample, headers=owner).status_code == 200
 
         bad = c.patch(f"/v1/models/{model_id}", json={"serving": {"max_batch_size": 0}}, headers=owner)
