@@ -11,7 +11,18 @@ from app.core.settings import Settings
 def finish(openapi: dict[str, Any], settings: Settings) -> dict[str, Any]:
     errors_as_json(openapi)
     deployment_limits(openapi, settings)
+    empty_query_values(openapi)
     return openapi
+
+
+def empty_query_values(openapi: dict[str, Any]) -> None:
+    """An optional query parameter sent empty (``?state=``) is taken as absent
+    (``app.api.middleware.EmptyQueryAsAbsent``): the schema says so, as OpenAPI's allowEmptyValue."""
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and not parameter.get("required"):
+                    parameter["allowEmptyValue"] = True
 
 
 def errors_as_json(openapi: dict[str, Any]) -> None:

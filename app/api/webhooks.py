@@ -20,8 +20,9 @@ EventType = Literal[hooks.EVENT_TYPES]  # type: ignore[valid-type]
 
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    url: str = Field(min_length=1, max_length=2000, description="http(s); private and loopback addresses are refused "
-                                                                  "unless KILN_WEBHOOK_ALLOW_PRIVATE is set")
+    # Printable ASCII only, as a URI is (a host in another script is written in its xn-- form).
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[!-~]+$",
+                     description="http(s); private and loopback addresses are refused unless KILN_WEBHOOK_ALLOW_PRIVATE is set")
     events: Annotated[list[EventType], Field(min_length=1, max_length=len(hooks.EVENT_TYPES),
                                              description="job.running, job.succeeded, job.failed, job.cancelled; inference_job.* alike")]
 

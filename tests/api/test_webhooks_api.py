@@ -16,6 +16,8 @@ def test_a_private_or_non_http_url_and_an_unknown_event_are_refused_naming_why(c
     assert metadata.status_code == 422 and "private" in metadata.json()["error"]["message"]
     ftp = client.post("/v1/webhooks", json={"url": "ftp://example.com/x", "events": ["job.failed"]}, headers=auth)
     assert ftp.status_code == 422 and "http" in ftp.json()["error"]["message"]
+    broken = client.post("/v1/webhooks", json={"url": "http://e3l3J]w5Bj[0", "events": ["job.failed"]}, headers=auth)  # found by the fuzzer
+    assert broken.status_code == 422 and "not a URL" in broken.json()["error"]["message"]
     unknown = client.post("/v1/webhooks", json={"url": "https://example.com/x", "events": ["job.exploded"]}, headers=auth)
     assert unknown.status_code == 422 and unknown.json()["error"]["details"][0]["loc"][:2] == ["body", "events"]
     assert client.get("/v1/webhooks", headers=auth).json()["items"] == []  # nothing was made

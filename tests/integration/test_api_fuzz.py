@@ -31,7 +31,7 @@ TABULAR_JOB = {
 # Generous rate limits: the fuzzer should reach the logic behind them (the limits have tests of their own).
 # The jobs it submits stay queued: their streams end after a second, as they do after an hour in service.
 FUZZ_ENV = {"KILN_RUN_RECONCILER": "false", "KILN_RATE_LIMIT_SUBMIT": "1000/second", "KILN_RATE_LIMIT_UPLOAD": "1000/second",
-            "KILN_STREAM_MAX_SECONDS": "1"}
+            "KILN_STREAM_MAX_SECONDS": "1", "KILN_WEBHOOK_ALLOW_PRIVATE": "1"}
 
 
 def prepare(stack: Stack) -> dict[str, str]:
@@ -58,13 +58,16 @@ def prepare(stack: Stack) -> dict[str, str]:
     doomed_job = trained({**TABULAR_JOB, "name": "for deleteJob and deleteModel", "data": {"dataset": dataset["id"]}})
     doomed_inference = client.post("/v1/inference-jobs", json={"model_id": job["model_id"], "dataset_id": dataset["id"]}).json()
     assert wait_for(client, doomed_inference["id"], {"succeeded"}, timeout=120, resource="inference-jobs")
+    hook = client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/kiln", "events": ["job.succeeded"]}).json()
+    doomed_hook = client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/doomed", "events": ["job.failed"]}).json()
     stack.processes.remove(worker)
     os.killpg(worker.pid, 15)
     worker.wait(30)
     return {"MODEL_ID": job["model_id"], "GAN_ID": gan["model_id"], "RBM_ID": rbm["model_id"], "DATASET_ID": dataset["id"],
             "DOOMED_DATASET_ID": doomed["id"], "JOB_ID": job["id"], "INFERENCE_JOB_ID": inference["id"],
             "DOOMED_KEY_ID": doomed_key["id"], "DOOMED_JOB_ID": doomed_job["id"], "DOOMED_MODEL_ID": doomed_job["model_id"],
-            "DOOMED_INFERENCE_JOB_ID": doomed_inference["id"], "API_KEY": client.headers["authorization"].split()[1]}
+            "DOOMED_INFERENCE_JOB_ID": doomed_inference["id"], "WEBHOOK_ID": hook["id"], "DOOMED_WEBHOOK_ID": doomed_hook["id"],
+            "API_KEY": client.headers["authorization"].split()[1]}
 
 
 def schemathesis(base_url: str, ids: dict[str, str], *extra: str) -> subprocess.CompletedProcess:

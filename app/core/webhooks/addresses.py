@@ -16,20 +16,23 @@ class RefusedAddress(ValueError):
 
 def check(url: str, *, allow_private: bool) -> None:
     """Raises RefusedAddress saying why ``url`` may not be called."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port  # both parse, and may refuse ("[" without an IPv6 address, a port past 65535)
+    except ValueError as exc:
+        raise RefusedAddress(f"not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise RefusedAddress("a webhook URL is http:// or https:// with a host")
     if parts.username or parts.password:
         raise RefusedAddress("a webhook URL carries no credentials (the signature proves who sends)")
     if allow_private:
         return
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, ValueError) as exc:
-        raise RefusedAddress(f"the host {parts.hostname!r} does not resolve ({exc})") from None
+        raise RefusedAddress(f"the host {host!r} does not resolve ({exc})") from None
     for *_, sockaddr in infos:
         address = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
         if not address.is_global:
-            raise RefusedAddress(f"{parts.hostname} resolves to {address}, a private or loopback address "
+            raise RefusedAddress(f"{host} resolves to {address}, a private or loopback address "
                                  "(KILN_WEBHOOK_ALLOW_PRIVATE=1 allows it)")
