@@ -169,3 +169,23 @@ def test_priority_above_the_tenants_max_is_refused(env):  # noqa: F811
     submit(sessions, t, priority=2)
     with pytest.raises(Forbidden, match="priority 5 is above tenant 't''s max_priority of 2"):
         submit(sessions, t, priority=5)
+
+
+def test_a_job_claimed_while_its_place_is_read_has_no_place_and_no_error(env):  # noqa: F811
+    # GET /v1/jobs/{id} reads the job, then the queue: a worker may claim it in between. Seen on
+    # PostgreSQL as a 500 (the job's tenant was no longer in the queue it read).
+    _, sessions, t = env
+    job_id = submit(sessions, t)
+    with sessions() as s:
+        stale = _as_read(s.get(Job, job_id), "queued")  # what the API read first
+    assert claim_next(sessions) == job_id  # then a worker claims it
+    with sessions() as s:  # and the API's next statement sees the claim (read committed)
+        assert scheduling.queue_position(session=s, job=stale) is None
+        assert job_service.place_in_queue(session=s, job=stale, alive_seconds=30) is None
+
+
+def _as_read(job: Job, state: str) -> Job:
+    """The job as the API had read it a moment before (its row now says otherwise)."""
+    copy = Job(**{c.name: getattr(job, c.name) for c in Job.__table__.columns})
+    copy.state = state
+    return copy

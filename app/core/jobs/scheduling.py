@@ -134,7 +134,10 @@ def queue_position(*, session: Session, job: Job) -> int | None:
         .where(*waiting, Job.priority == job.priority).group_by(Job.tenant_id)
     ).all()
     tenants = {tenant: (n, first, r, last, quota) for tenant, n, first, r, last, quota in rows}
-    _, my_first, my_running, my_last, _ = tenants.pop(job.tenant_id)
+    mine = tenants.pop(job.tenant_id, None)
+    if mine is None:  # claimed (or cancelled) between reading the job and this query: it waits no more
+        return None
+    _, my_first, my_running, my_last, _ = mine
     level = my_running + mine_ahead
     ahead = higher + mine_ahead
     for n, first, r, last, quota in tenants.values():

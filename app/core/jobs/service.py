@@ -113,8 +113,10 @@ def place_in_queue(*, session: Session, job: Job, alive_seconds: float) -> tuple
     """(position, what it waits for) of a queued job; None for any other."""
     if job.state != "queued":
         return None
-    return (scheduling.queue_position(session=session, job=job),
-            scheduling.waiting_for(session=session, job=job, alive_seconds=alive_seconds))
+    position = scheduling.queue_position(session=session, job=job)
+    if position is None:  # no longer queued by the time the queue was read
+        return None
+    return position, scheduling.waiting_for(session=session, job=job, alive_seconds=alive_seconds)
 
 
 def delete(*, session: Session, store: ArtifactStore, tenant_id: str, job_id: str, kind: str = "train", with_model: bool = False) -> None:
