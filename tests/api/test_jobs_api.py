@@ -429,3 +429,22 @@ def test_an_empty_query_parameter_means_absent(client, auth):
     r = client.get("/v1/jobs?state=&limit=&cursor=", headers=auth)
     assert r.status_code == 200 and mine in [j["id"] for j in r.json()["items"]]
     assert client.get("/v1/jobs?state=&limit=0", headers=auth).status_code == 422  # a value given is still checked
+
+
+def test_a_spec_without_an_optimizer_gets_its_familys_default_written_into_it_and_trains(client, auth, settings):
+    from tests.api.inline_worker import run_job
+
+    def submitted(architecture: str) -> dict:
+        r = client.post("/v1/jobs", json={"model": {"architecture": architecture}, "data": {"dataset": "builtin:digits"}}, headers=auth)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    mlp, gan, rbm = submitted("mlp"), submitted("gan"), submitted("rbm")
+    assert mlp["spec"]["training"]["optimizer"] == {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0}
+    assert gan["spec"]["training"]["optimizer"] == {"name": "adam", "lr": 0.0002, "betas": [0.5, 0.999], "eps": 1e-8, "weight_decay": 0.0}
+    assert rbm["spec"]["training"]["optimizer"] == {"name": "sgd", "lr": 0.05, "momentum": 0.5, "nesterov": False, "weight_decay": 0.0}
+    client.post(f"/v1/jobs/{gan['id']}/cancel", headers=auth)
+    client.post(f"/v1/jobs/{rbm['id']}/cancel", headers=auth)
+    # The minimal MLP job trains out of the box (plain SGD at 0.01, the old default, left it at 0.669).
+    assert run_job(mlp["id"], settings) == "succeeded"
+    assert client.get(f"/v1/jobs/{mlp['id']}", headers=auth).json()["metrics"]["val_accuracy"] > 0.9

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from app.core.jobs.spec import AdamSpec
+from app.core.jobs.spec import DEFAULT_OPTIMIZERS
 from models.gan import GAN, to_tanh_range
 from worker.context import TrainingContext
 from worker.training.config import TrainConfig
@@ -29,7 +29,7 @@ from worker.training.loop import EpochLoop, StepValues
 from worker.training.optim import build_optimizer
 
 # DCGAN's recipe: Adam at 2e-4 with beta1 0.5.
-DEFAULT_OPTIMIZER = AdamSpec(name="adam", lr=2e-4, betas=(0.5, 0.999)).model_dump()
+DEFAULT_OPTIMIZER = DEFAULT_OPTIMIZERS["generate"].model_dump()  # one default, in the spec
 # Per-epoch running sums, kept on the device so the hot loop never synchronises.
 SEEN, D_LOSS, G_LOSS, REAL_CORRECT, FAKE_CORRECT = range(5)
 SUMS = 5

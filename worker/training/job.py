@@ -64,7 +64,7 @@ def run_training(job_id: str, spec_data: dict[str, Any], ctx: TrainingContext, s
 
 def make_trainer(task: str, net: nn.Module, spec: JobSpec, prepared: PreparedData, config: TrainConfig, ctx: TrainingContext) -> EpochLoop:
     """The family for the architecture's task: classifiers, GANs (adversarial), RBMs (CD-k)."""
-    optimizer = spec.training.optimizer.model_dump()
+    optimizer = spec.training.optimizer_for(task).model_dump()  # filled at submit; a spec made here may leave it out
     if task == "generate":
         return GANTrainer(net, prepared.tensors, config, ctx, optimizer=optimizer)
     if task == "reconstruct":

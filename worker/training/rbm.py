@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from app.core.jobs.spec import SGDSpec
+from app.core.jobs.spec import DEFAULT_OPTIMIZERS
 from models.rbm import RBM
 from worker.context import TrainingContext
 from worker.training.config import TrainConfig
@@ -25,7 +25,7 @@ from worker.training.optim import build_optimizer
 EVAL_BATCH = 1024
 PLL_SEED = 12345  # the same flipped units every epoch, so the estimates are comparable
 # The classic recipe (Hinton 2010, section 4): SGD with momentum.
-DEFAULT_OPTIMIZER = SGDSpec(name="sgd", lr=0.05, momentum=0.5).model_dump()
+DEFAULT_OPTIMIZER = DEFAULT_OPTIMIZERS["reconstruct"].model_dump()  # one default, in the spec
 
 
 def cd_k_gradients(rbm: RBM, v0: torch.Tensor, k: int, generator: torch.Generator | None = None

@@ -13,6 +13,7 @@ import secrets
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
+import models
 from app.core import quotas, scoped, trained_models
 from app.core.artifacts import layout
 from app.core.artifacts.store import ArtifactStore
@@ -43,6 +44,7 @@ def create(*, session: Session, tenant_id: str, spec: JobSpec, max_attempts: int
     checked = validate_spec(spec, info, source, limits or JobLimits())
     stored_spec = spec.model_dump(mode="json")
     stored_spec["model"]["params"] = checked.params  # what will run, defaults included
+    stored_spec["training"]["optimizer"] = spec.training.optimizer_for(models.get(spec.model.architecture).task).model_dump(mode="json")
     stored_spec["name"] = spec.name or default_name(session=session, tenant_id=tenant_id, spec=spec)
     job = Job(
         id=new_id("job"),

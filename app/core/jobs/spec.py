@@ -96,10 +96,21 @@ class EarlyStoppingSpec(_Strict):
     restore_best: bool = Field(True, description="end with the best epoch's weights, not the last")
 
 
+# What trains out of the box, per family (the architecture's task). Most frameworks' examples
+# start a classifier on Adam at 1e-3; plain SGD at 0.01 left a minimal MLP at 0.669 on digits.
+DEFAULT_OPTIMIZERS = {
+    "classify": AdamSpec(name="adam", lr=1e-3),
+    "generate": AdamSpec(name="adam", lr=2e-4, betas=(0.5, 0.999)),
+    "reconstruct": SGDSpec(name="sgd", lr=0.05, momentum=0.5),
+}
+
+
 class TrainingSpec(_Strict):
     epochs: Integer = Field(10, ge=1, le=1000)
     batch_size: Integer = Field(64, ge=1, le=8192)
-    optimizer: OptimizerSpec = Field(default_factory=lambda: SGDSpec(name="sgd"))
+    optimizer: OptimizerSpec | None = Field(None, description=(
+        "default by family, written into the job's spec at submit: classifiers Adam (lr 1e-3); GANs Adam (lr 2e-4, betas 0.5, 0.999; "
+        "DCGAN's recipe); RBMs SGD (lr 0.05, momentum 0.5; Hinton's)"))
     l1: float = Field(0.0, ge=0, le=1, description="L1 penalty on weights, added to the loss")
     augmentation: AugmentationSpec | None = None
     lr_schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
@@ -108,6 +119,10 @@ class TrainingSpec(_Strict):
         "cross_entropy", description="classifiers: cross entropy; or MSE (softmax vs one-hot) or BCE (per-class sigmoid vs one-hot)")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing (all three losses)")
     early_stopping: EarlyStoppingSpec | None = None
+
+    def optimizer_for(self, task: str) -> OptimizerSpec:
+        """The optimizer asked for, else the family's default."""
+        return self.optimizer if self.optimizer is not None else DEFAULT_OPTIMIZERS[task]
     mixed_precision: Literal["auto", "off", "bf16", "fp16"] = Field(
         "auto", description="GPU only: auto = bf16 autocast where the GPU has it (and channels-last for convolutions); ignored on CPU")
     max_runtime_seconds: bounded_integer(ge=1, le=30 * 24 * 3600) | None = Field(None, description="past it the job fails with reason timeout")

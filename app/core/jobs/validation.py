@@ -46,7 +46,7 @@ def estimate_memory(spec: JobSpec, info: DatasetInfo, input_shape: tuple[int, ..
     """What a worker holds to train this job, in bytes: weights, gradients and optimizer state; the
     whole preprocessed dataset (moved once to the device); one batch's activations and their
     gradients. An estimate that errs high is fine: it only refuses what no worker could hold."""
-    optimizer = spec.training.optimizer
+    optimizer = spec.training.optimizer_for(task)
     state = OPTIMIZER_STATE.get(optimizer.name, 1 if getattr(optimizer, "momentum", 0) else 0)
     weights = footprint.parameters * BYTES_PER_VALUE * (2 + state)
     samples = info.num_samples + (info.num_test_samples if spec.data.use_test_split else 0)
