@@ -102,9 +102,7 @@ def _run_and_record(job: Job, ctx: JobContext, settings: Settings, sessions: ses
         if job.kind == "inference":
             outcome = run_inference(job, ctx, store, sessions)
         else:
-            outcome = run_training(job.id, job.spec, ctx, store, settings)
-            if ctx.resumed_from_step is not None:
-                _log(sessions, store, job, f"attempt {job.attempt} resumed from the checkpoint at step {ctx.resumed_from_step}")
+            outcome = run_training(job.id, job.spec, ctx, store, settings)  # its context logs the resume, each epoch and checkpoint
     except Exception as exc:  # noqa: BLE001 - any error in the job fails it, the worker goes on
         logger.exception("job %s failed", job_id)
         outcome = failure(exc, job_id)
@@ -205,10 +203,11 @@ def _record(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, me:
 def _log(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, text: str) -> None:
     """A line of the job's log, in its log file and as an event of its stream (the same line)."""
     line = log.line(text)
-    try:
-        with sessions() as session:
-            events.append(session, job_id=job.id, tenant_id=job.tenant_id, events=[("log", {"line": line})])
-            session.commit()
-    except SQLAlchemyError:
-        logger.warning("job %s: a log line missed the event stream (the database did not answer)", job.id, exc_info=True)
-    log.append(store, job.id, line, stamped=True)
+    with log.order:
+        try:
+            with sessions() as session:
+                events.append(session, job_id=job.id, tenant_id=job.tenant_id, events=[("log", {"line": line})])
+                session.commit()
+        except SQLAlchemyError:
+            logger.warning("job %s: a log line missed the event stream (the database did not answer)", job.id, exc_info=True)
+        log.append(store, job.id, line, stamped=True)

@@ -31,6 +31,7 @@ from app.core.artifacts import layout
 from app.core.artifacts.store import ArtifactStore
 from app.core.db.types import utcnow
 from app.core.jobs import events, lease
+from app.core.jobs import log as job_log
 from app.core.jobs import metrics as metric_service
 from app.core.jobs.metrics import Point
 from app.core.settings import Settings
@@ -60,6 +61,7 @@ class JobContext:
         self._checkpoint_bytes: int | None = None
         self._closing = threading.Event()
         self._failed_beats = 0  # heartbeats that failed since the last one that went through
+        self._log_lines: list[str] = []  # stamped lines for the job's log, written with the next beat
         self._beat_lock = threading.Lock()  # the heartbeat thread, a flush and a checkpoint's renewal take turns
         self._last_beat = time.monotonic()
         self._thread = threading.Thread(target=self._beat_loop, name=f"heartbeat-{job_id}", daemon=True)
@@ -73,6 +75,8 @@ class JobContext:
         with self._lock:
             self._points.extend(Point(name, step, epoch, value, now) for name, value in finite.items())
             self._latest.update(finite)
+        if "epoch_seconds" in finite:  # the loop's end-of-epoch report
+            self._say(epoch_line(epoch, finite))
 
     def set_progress(self, *, epoch: int, step: int, total_steps: int) -> None:
         self._progress = {"epoch": epoch, "step": step, "total_steps": total_steps}
@@ -98,7 +102,9 @@ class JobContext:
         for _, old in self._step_checkpoints()[: -self.settings.checkpoint_keep]:
             self.store.delete(old)
         monitored = (metrics or {}).get(self.settings.checkpoint_monitor)
-        if monitored is not None and self._is_best(monitored):
+        best = monitored is not None and self._is_best(monitored)
+        self._say(f"checkpoint at step {step} (epoch {epoch})" + (f", the best so far by {self.settings.checkpoint_monitor}" if best else ""))
+        if best:
             best, best_info = layout.best_checkpoint(self.job_id)
             self.store.write_bytes(best, data)
             self.store.write_bytes(best_info, orjson.dumps(
@@ -111,6 +117,7 @@ class JobContext:
         if not checkpoints:
             return None
         self.resumed_from_step, key = checkpoints[-1]
+        self._say(f"attempt {self.attempt} resumed from the checkpoint at step {self.resumed_from_step}")
         # weights_only: a checkpoint is a file on disk; never run pickled code from it.
         with self.store.local_copy(key) as path:
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -119,6 +126,10 @@ class JobContext:
         """(step, key) of every step checkpoint, oldest first."""
         keys = self.store.list(layout.checkpoints_prefix(self.job_id))
         return sorted((step, key) for key in keys if (step := layout.step_of(key)) is not None)
+
+    def _say(self, text: str) -> None:
+        with self._lock:
+            self._log_lines.append(job_log.line(text))
 
     def _is_best(self, value: float) -> bool:
         _, key = layout.best_checkpoint(self.job_id)
@@ -189,6 +200,7 @@ class JobContext:
         with self._beat_lock:
             with self._lock:
                 points, self._points = self._points, []
+                lines, self._log_lines = self._log_lines, []
                 latest = dict(self._latest)
             try:
                 with self.sessions() as session:
@@ -200,19 +212,25 @@ class JobContext:
                     )
                     if beat.still_owner:
                         metric_service.write(session=session, tenant_id=self.tenant_id, job_id=self.job_id, points=points)
-                        events.append(session, job_id=self.job_id, tenant_id=self.tenant_id, events=self._events(points))
+                        events.append(session, job_id=self.job_id, tenant_id=self.tenant_id,
+                                      events=self._events(points) + [("log", {"line": line}) for line in lines])
                         failed = self._failed_beats
                         if failed:  # counted now that the database answers again
                             service_stats.count(session, service_stats.HEARTBEAT_FAILURES, {}, failed)
-                        session.commit()
+                        with job_log.order:
+                            session.commit()
+                            for line in lines:
+                                job_log.append(self.store, self.job_id, line, stamped=True)
                         self._failed_beats -= failed
                         self._progress_sent = self._progress_pending
+                        lines = []
                     else:
                         session.rollback()  # someone else's job now: its points are not ours to write
             except SQLAlchemyError:
                 self._failed_beats += 1
                 with self._lock:
                     self._points[:0] = points
+                    self._log_lines[:0] = lines
                 silent = time.monotonic() - self._last_beat
                 log.warning("job %s: heartbeat failed (%.0f s since the last); keeping %d points", self.job_id, silent, len(points),
                             exc_info=True)
@@ -225,3 +243,16 @@ class JobContext:
         elif beat.cancel_requested:
             self.request_stop("cancelled")
         return True
+
+
+SUMMARY = ("train_loss", "val_loss", "val_accuracy", "d_loss", "g_loss", "reconstruction_error")
+
+
+def epoch_line(epoch: int, metrics: dict[str, float]) -> str:
+    """``epoch 3: train_loss 0.1234, val_loss 0.2345, val_accuracy 0.9611; 2.10 s, 850 samples/s``."""
+    shown = ", ".join(f"{name} {metrics[name]:.4g}" for name in SUMMARY if name in metrics)
+    seconds = metrics["epoch_seconds"]
+    pace = f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
+    if "samples_per_second" in metrics:
+        pace += f", {metrics['samples_per_second']:,.0f} samples/s"
+    return f"epoch {epoch}: {shown}; {pace}" if shown else f"epoch {epoch}: {pace}"

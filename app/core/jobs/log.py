@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 
 from app.core.artifacts import layout
@@ -10,6 +11,11 @@ from app.core.artifacts.store import ArtifactStore
 from app.core.errors import Unavailable
 
 logger = logging.getLogger("kiln.jobs")
+
+
+# Held while a line is committed as an event and then appended to the file, by whichever thread
+# of a worker writes it (the attempt's, the heartbeat's): the two records keep one order.
+order = threading.Lock()
 
 
 def line(text: str) -> str:
