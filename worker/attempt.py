@@ -24,13 +24,13 @@ from app.core.artifacts.store import ArtifactStore
 from app.core.db.engine import session_factory
 from app.core.db.tables import Job
 from app.core.errors import JobError, KilnError
-from app.core.jobs import events, lease, log, scheduling
+from app.core.jobs import lease, log, scheduling
 from app.core.jobs.outcome import Outcome
 from app.core.queue import Send, wake_worker
 from app.core.settings import Settings
 from worker import lifecycle
 from worker.batch_inference import run_inference
-from worker.job_context import JobContext
+from worker.job_context import JobContext, write_line
 from worker.training.config import resolve_device
 from worker.training.job import run_training
 from worker.training.loop import NonFiniteLoss
@@ -202,12 +202,4 @@ def _record(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, me:
 
 def _log(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, text: str) -> None:
     """A line of the job's log, in its log file and as an event of its stream (the same line)."""
-    line = log.line(text)
-    with log.order:
-        try:
-            with sessions() as session:
-                events.append(session, job_id=job.id, tenant_id=job.tenant_id, events=[("log", {"line": line})])
-                session.commit()
-        except SQLAlchemyError:
-            logger.warning("job %s: a log line missed the event stream (the database did not answer)", job.id, exc_info=True)
-        log.append(store, job.id, line, stamped=True)
+    write_line(sessions, store, job.id, job.tenant_id, text)

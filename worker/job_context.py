@@ -61,7 +61,6 @@ class JobContext:
         self._checkpoint_bytes: int | None = None
         self._closing = threading.Event()
         self._failed_beats = 0  # heartbeats that failed since the last one that went through
-        self._log_lines: list[str] = []  # stamped lines for the job's log, written with the next beat
         self._beat_lock = threading.Lock()  # the heartbeat thread, a flush and a checkpoint's renewal take turns
         self._last_beat = time.monotonic()
         self._thread = threading.Thread(target=self._beat_loop, name=f"heartbeat-{job_id}", daemon=True)
@@ -128,8 +127,9 @@ class JobContext:
         return sorted((step, key) for key in keys if (step := layout.step_of(key)) is not None)
 
     def _say(self, text: str) -> None:
-        with self._lock:
-            self._log_lines.append(job_log.line(text))
+        """A line of the job's log, written now by the training thread (which waits for a store that
+        is away, as its checkpoints do), never by the heartbeat, which must go on renewing the lease."""
+        write_line(self.sessions, self.store, self.job_id, self.tenant_id, text)
 
     def _is_best(self, value: float) -> bool:
         _, key = layout.best_checkpoint(self.job_id)
@@ -200,7 +200,6 @@ class JobContext:
         with self._beat_lock:
             with self._lock:
                 points, self._points = self._points, []
-                lines, self._log_lines = self._log_lines, []
                 latest = dict(self._latest)
             try:
                 with self.sessions() as session:
@@ -212,25 +211,19 @@ class JobContext:
                     )
                     if beat.still_owner:
                         metric_service.write(session=session, tenant_id=self.tenant_id, job_id=self.job_id, points=points)
-                        events.append(session, job_id=self.job_id, tenant_id=self.tenant_id,
-                                      events=self._events(points) + [("log", {"line": line}) for line in lines])
+                        events.append(session, job_id=self.job_id, tenant_id=self.tenant_id, events=self._events(points))
                         failed = self._failed_beats
                         if failed:  # counted now that the database answers again
                             service_stats.count(session, service_stats.HEARTBEAT_FAILURES, {}, failed)
-                        with job_log.order:
-                            session.commit()
-                            for line in lines:
-                                job_log.append(self.store, self.job_id, line, stamped=True)
+                        session.commit()
                         self._failed_beats -= failed
                         self._progress_sent = self._progress_pending
-                        lines = []
                     else:
                         session.rollback()  # someone else's job now: its points are not ours to write
             except SQLAlchemyError:
                 self._failed_beats += 1
                 with self._lock:
                     self._points[:0] = points
-                    self._log_lines[:0] = lines
                 silent = time.monotonic() - self._last_beat
                 log.warning("job %s: heartbeat failed (%.0f s since the last); keeping %d points", self.job_id, silent, len(points),
                             exc_info=True)
@@ -243,6 +236,20 @@ class JobContext:
         elif beat.cancel_requested:
             self.request_stop("cancelled")
         return True
+
+
+def write_line(sessions: sessionmaker[Session], store: ArtifactStore, job_id: str, tenant_id: str, text: str) -> None:
+    """A line of the job's log, in its log file and as an event of its stream (the same line, in
+    the same order in both: one writer at a time)."""
+    line = job_log.line(text)
+    with job_log.order:
+        try:
+            with sessions() as session:
+                events.append(session, job_id=job_id, tenant_id=tenant_id, events=[("log", {"line": line})])
+                session.commit()
+        except SQLAlchemyError:
+            log.warning("job %s: a log line missed the event stream (the database did not answer)", job_id, exc_info=True)
+        job_log.append(store, job_id, line, stamped=True)
 
 
 SUMMARY = ("train_loss", "val_loss", "val_accuracy", "d_loss", "g_loss", "reconstruction_error")

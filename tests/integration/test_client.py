@@ -155,7 +155,8 @@ def test_kiln_submit_follow_draws_a_live_bar_and_exits_with_the_jobs_outcome(sta
 def test_ctrl_c_stops_following_not_the_job_and_a_cancelled_job_exits_2(stack, tmp_path):
     key = key_of(stack)
     env = cli_env(stack, key, tmp_path)
-    (tmp_path / "long.json").write_text(json.dumps({**JOB, "training": {"epochs": 200, "batch_size": 16}}))
+    # Long on any machine (a warm digits MLP epoch can take 30 ms): it is cancelled long before its end.
+    (tmp_path / "long.json").write_text(json.dumps({**JOB, "training": {"epochs": 1000, "batch_size": 4}}))
     child = terminal(["submit", "long.json", "--follow"], env, tmp_path)
     child.expect(r"\((job_[0-9a-f]+)\)")
     job_id = child.match.group(1)
