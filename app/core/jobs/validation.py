@@ -157,8 +157,13 @@ def _check_transfer(spec: JobSpec, source: TrainedModel, params: dict[str, Any],
         raise InvalidInput("incompatible init_from: " + "; ".join(msg for _, msg in problems), [detail(loc, msg) for loc, msg in problems])
 
 
+# Names said letter by letter take "an" when the first letter's name starts with a vowel sound (an MLP, an RBM).
+SPELLED_OUT = {"mlp", "rnn", "rbm", "lstm"}
+
+
 def _a(word: str) -> str:
-    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+    vowel_sound = word[:1].lower() in "aeiou" or (word.lower() in SPELLED_OUT and word[:1].lower() in "fhlmnrsx")
+    return f"{'an' if vowel_sound else 'a'} {word}"
 
 
 def _check_validation_used(spec: JobSpec) -> None:
