@@ -134,3 +134,10 @@ def from_response(response: httpx.Response) -> ApiError:
     else:
         kind = BY_STATUS.get(response.status_code, ServerError if response.status_code >= 500 else ApiError)
     return kind(response.status_code, code, message, details, retry_after(response))
+
+
+def check_stream(response: httpx.Response) -> None:
+    """A streamed answer that is an error: read its body, raise its typed error."""
+    if not response.is_success:
+        response.read()
+        raise from_response(response)

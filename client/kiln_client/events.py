@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from httpx_sse import SSEError, connect_sse
 
-from kiln_client.errors import ConnectionFailed, from_response
+from kiln_client.errors import ConnectionFailed, check_stream
 from kiln_client.transport import Transport
 
 KINDS = ("state", "progress", "metric", "log", "end")
@@ -40,9 +40,7 @@ def stream(transport: Transport, job_id: str, *, after: int = 0, max_reconnects:
         headers = {"Last-Event-ID": str(last)} if last else {}
         try:
             with connect_sse(transport.http, "GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=timeout) as source:
-                if not source.response.is_success:
-                    source.response.read()
-                    raise from_response(source.response)
+                check_stream(source.response)
                 for sse in source.iter_sse():
                     if not sse.event or sse.event not in KINDS or not sse.id:
                         continue

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kiln_client.errors import check_stream
 from kiln_client.paging import pages
 from kiln_client.transport import Transport
 
@@ -52,11 +53,7 @@ class Model:
         path = Path(path)
         partial = path.with_name(path.name + ".part")
         with self._t.http.stream("GET", f"/v1/models/{self.id}/export", params={"format": format}) as response:
-            if not response.is_success:
-                from kiln_client.errors import from_response
-
-                response.read()
-                raise from_response(response)
+            check_stream(response)
             with open(partial, "wb") as out:
                 for chunk in response.iter_bytes():
                     out.write(chunk)

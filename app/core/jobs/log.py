@@ -13,8 +13,9 @@ from app.core.errors import Unavailable
 logger = logging.getLogger("kiln.jobs")
 
 
-# Held while a line is committed as an event and then appended to the file, by whichever thread
-# of a worker writes it (the attempt's, the heartbeat's): the two records keep one order.
+# Held while a line is committed as an event and then appended to the file, so that the two
+# records keep one order even if a second thread of a worker ever writes lines (today only the
+# attempt's thread does: the heartbeat must never wait on the store).
 order = threading.Lock()
 
 

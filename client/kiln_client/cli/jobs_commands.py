@@ -9,7 +9,7 @@ from kiln_client.cli import spec_file
 from kiln_client.cli.follow import EXIT_CODES, follow
 from kiln_client.cli.output import console, duration, errors, fields, number, print_json, table, when
 from kiln_client.client import Client
-from kiln_client.errors import from_response
+from kiln_client.errors import check_stream
 from kiln_client.jobs import Job
 
 
@@ -96,9 +96,7 @@ def logs(kiln: Client, args) -> int:
         return 0
     try:
         with kiln.transport.http.stream("GET", f"/v1/jobs/{args.id}/logs", params={"follow": "true"}, timeout=None) as response:
-            if not response.is_success:
-                response.read()
-                raise from_response(response)
+            check_stream(response)
             for text in response.iter_text():
                 sys.stdout.write(text)
                 sys.stdout.flush()
