@@ -116,7 +116,7 @@ def _run_and_record(job: Job, ctx: JobContext, settings: Settings, sessions: ses
         return None
     if outcome.state == "queued":
         return _hand_back(sessions, store, job, me, send)
-    state = with_retries(lambda: _record(sessions, store, job, me, outcome), f"job {job_id}: record outcome")
+    state = with_retries(lambda: _record(sessions, store, job, me, outcome, ctx.position()), f"job {job_id}: record outcome")
     if state is not None:
         _wake_next(sessions, send, job.tenant_id)
     return state
@@ -183,12 +183,12 @@ def _hand_back(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, 
     return state
 
 
-def _record(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, me: str, outcome: Outcome) -> str | None:
+def _record(sessions: sessionmaker[Session], store: ArtifactStore, job: Job, me: str, outcome: Outcome, position: str) -> str | None:
     """The outcome and the model it made, in one transaction, if this attempt still holds the lease."""
     with sessions() as session:
         if outcome.model is not None:
             trained_models.add(session=session, tenant_id=job.tenant_id, job_id=job.id, saved=outcome.model)
-        line = log.line(f"attempt {job.attempt} ended: {outcome.describe()}")
+        line = log.line(f"attempt {job.attempt} ended {position}: {outcome.describe()}")
         if not lease.finish(session=session, job_id=job.id, worker_id=me, attempt=job.attempt, outcome=outcome, log_line=line):
             session.rollback()
             logger.warning("job %s: lease lost before the outcome was recorded; leaving it to its new owner", job.id)

@@ -42,6 +42,8 @@ def run_inference(job: Job, ctx: JobContext, store: ArtifactStore, sessions: ses
     n, batch_size = len(x), spec["batch_size"]
     total = max(1, math.ceil(n / batch_size))
     probs = np.empty((n, len(loaded.class_names)), dtype=np.float32)
+    ctx.say(f"predicting the {spec['split']} split of {spec['dataset_id']} ({n} samples) with model {servable.id}, "
+            f"{total} batches of up to {batch_size}")
     ctx.set_progress(epoch=0, step=0, total_steps=total)
     for step in range(total):
         reason = ctx.stop_reason()
@@ -60,6 +62,8 @@ def run_inference(job: Job, ctx: JobContext, store: ArtifactStore, sessions: ses
     if labels is not None:
         metrics["accuracy"] = float(np.mean(predicted_names == labels))
     write_results(store, job.id, loaded.class_names, predictions, probs, labels)
+    accuracy = f"; accuracy {metrics['accuracy']:.4f} against the dataset's labels" if "accuracy" in metrics else ""
+    ctx.say(f"wrote predictions.csv and predictions.npz for {n} samples{accuracy}")
     ctx.report(metrics, step=total, epoch=0)
     return Outcome("succeeded")
 

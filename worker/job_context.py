@@ -75,11 +75,20 @@ class JobContext:
             self._points.extend(Point(name, step, epoch, value, now) for name, value in finite.items())
             self._latest.update(finite)
         if "epoch_seconds" in finite:  # the loop's end-of-epoch report
-            self._say(epoch_line(epoch, finite))
+            self.say(epoch_line(epoch, finite))
 
     def set_progress(self, *, epoch: int, step: int, total_steps: int) -> None:
         self._progress = {"epoch": epoch, "step": step, "total_steps": total_steps}
         self._step_times.append((time.monotonic(), step))
+
+    def position(self) -> str:
+        """Where the attempt got to, for its log's last line: ``at step 340 of 1000 (after 4 epochs)``."""
+        p = self._progress
+        if not p:
+            return "before its first step"
+        where = f"at step {p['step']} of {p['total_steps']}" if p.get("total_steps") else f"at step {p['step']}"
+        epochs = p.get("epoch", 0)  # completed epochs; a batch job has steps only
+        return where + (f" (after {epochs} epoch{'s' if epochs != 1 else ''})" if epochs else "")
 
     def stop_reason(self) -> str | None:
         return self._stop
@@ -102,7 +111,7 @@ class JobContext:
             self.store.delete(old)
         monitored = (metrics or {}).get(self.settings.checkpoint_monitor)
         best = monitored is not None and self._is_best(monitored)
-        self._say(f"checkpoint at step {step} (epoch {epoch})" + (f", the best so far by {self.settings.checkpoint_monitor}" if best else ""))
+        self.say(f"checkpoint at step {step} (epoch {epoch})" + (f", the best so far by {self.settings.checkpoint_monitor}" if best else ""))
         if best:
             best, best_info = layout.best_checkpoint(self.job_id)
             self.store.write_bytes(best, data)
@@ -116,7 +125,7 @@ class JobContext:
         if not checkpoints:
             return None
         self.resumed_from_step, key = checkpoints[-1]
-        self._say(f"attempt {self.attempt} resumed from the checkpoint at step {self.resumed_from_step}")
+        self.say(f"attempt {self.attempt} resumed from the checkpoint at step {self.resumed_from_step}")
         # weights_only: a checkpoint is a file on disk; never run pickled code from it.
         with self.store.local_copy(key) as path:
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -126,7 +135,7 @@ class JobContext:
         keys = self.store.list(layout.checkpoints_prefix(self.job_id))
         return sorted((step, key) for key in keys if (step := layout.step_of(key)) is not None)
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         """A line of the job's log, written now by the training thread (which waits for a store that
         is away, as its checkpoints do), never by the heartbeat, which must go on renewing the lease."""
         write_line(self.sessions, self.store, self.job_id, self.tenant_id, text)

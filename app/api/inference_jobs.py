@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.common import ErrorInfo, JobState, PageOut, error_of, finite, fraction_done
@@ -101,10 +101,17 @@ def get_inference_job(job_id: str, caller: ReadCaller, session: ReadSessionDep):
 
 
 @router.post("/{job_id}/cancel", response_model=InferenceJobOut, operation_id="cancelInferenceJob", responses=errors(404, 409))
-def cancel(job_id: str, caller: TrainCaller, session: SessionDep):
-    job = job_service.request_cancel(session=session, tenant_id=caller.tenant_id, job_id=job_id, kind=batch_inference.KIND)
+def cancel(job_id: str, caller: TrainCaller, session: SessionDep, store: StoreDep):
+    job = job_service.request_cancel(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id, kind=batch_inference.KIND)
     session.commit()
     return InferenceJobOut.of(job)
+
+
+@router.get("/{job_id}/logs", response_class=PlainTextResponse, operation_id="getInferenceJobLogs", responses=errors(404))
+def get_logs(job_id: str, caller: ReadCaller, session: ReadSessionDep, store: StoreDep):
+    """What the batch job did: each attempt's start, the model and samples, the results, the outcome."""
+    return PlainTextResponse(job_service.read_log(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id,
+                                                  kind=batch_inference.KIND))
 
 
 @router.delete("/{job_id}", status_code=204, operation_id="deleteInferenceJob", responses=errors(404, 409))

@@ -52,6 +52,14 @@ def test_a_batch_job_predicts_every_sample_as_predict_does_and_reports_accuracy(
     assert len(rows) == 1797 and rows[0]["label"] == "0" and rows[5]["prediction"] == predicted[5]
     assert set(rows[0]) == {"index", "label", "prediction", *(f"p_{i}" for i in range(10))}
 
+    # A batch job has a log, as a training job does: what it read, what it wrote, how it ended.
+    lines = client.get(f"/v1/inference-jobs/{job['id']}/logs", headers=owner).text.splitlines()
+    assert "attempt 1 started on" in lines[0]
+    assert lines[1].endswith(f"predicting the train split of builtin:digits (1797 samples) with model {model_id}, 18 batches of up to 100")
+    assert lines[2].endswith(f"wrote predictions.csv and predictions.npz for 1797 samples; accuracy {done['metrics']['accuracy']:.4f} "
+                             "against the dataset's labels")
+    assert lines[3].endswith("attempt 1 ended at step 18 of 18: succeeded") and len(lines) == 4
+
 
 def test_batch_jobs_are_listed_apart_from_training_jobs_and_scoped_to_their_tenant(client, owner, auth, model_id):
     job = client.post("/v1/inference-jobs", json={"model_id": model_id, "dataset_id": "builtin:digits"}, headers=owner).json()
@@ -61,6 +69,8 @@ def test_batch_jobs_are_listed_apart_from_training_jobs_and_scoped_to_their_tena
     assert client.get(f"/v1/inference-jobs/{job['id']}", headers=auth).status_code == 404
     cancelled = client.post(f"/v1/inference-jobs/{job['id']}/cancel", headers=owner).json()
     assert cancelled["state"] == "cancelled"
+    assert client.get(f"/v1/inference-jobs/{job['id']}/logs", headers=owner).text.endswith(" cancelled while queued, before any attempt started\n")
+    assert client.get(f"/v1/inference-jobs/{job['id']}/logs", headers=auth).status_code == 404
 
 
 @pytest.mark.parametrize("body, field, message", [

@@ -67,6 +67,9 @@ def test_cancel_of_a_queued_job_is_immediate_and_a_second_cancel_conflicts(clien
     again = client.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "conflict"
+    # Its log says what happened to it, in the file and in its event stream alike.
+    log = client.get(f"/v1/jobs/{job_id}/logs", headers=auth).text
+    assert log.count("\n") == 1 and log.endswith(" cancelled while queued, before any attempt started\n")
 
 
 def _error(r, status=422):

@@ -7,10 +7,12 @@ from sqlalchemy import update
 
 from app.api.broker import Broker
 from app.core import bootstrap, tenants
+from app.core.artifacts.configured import open_store
 from app.core.db.engine import session_factory
 from app.core.db.tables import Job
 from app.core.db.types import utcnow
 from app.core.jobs import lease as leases
+from app.core.jobs import log
 from app.core.jobs import service as job_service
 from app.core.jobs.outcome import Outcome
 from app.core.jobs.reconciler import reconcile_once
@@ -115,7 +117,7 @@ def test_cancelled_and_finished_jobs_are_left_alone(env):
     settings, sessions, tenant = env
     cancelled = new_job(sessions, tenant)
     with sessions() as s:
-        job_service.request_cancel(session=s, tenant_id=tenant, job_id=cancelled)
+        job_service.request_cancel(session=s, store=open_store(settings), tenant_id=tenant, job_id=cancelled)
         s.commit()
     repairs = reconcile_once(settings, sessions, Broker(settings).send)
     assert cancelled not in repairs.to_enqueue and state(sessions, cancelled).state == "cancelled"
@@ -183,15 +185,16 @@ def test_a_replayed_metric_point_overwrites_instead_of_duplicating(env):
 
 
 def test_cancelling_a_running_job_reaches_its_next_heartbeat(env):
-    _, sessions, tenant = env
+    settings, sessions, tenant = env
     job_id = new_job(sessions, tenant)
     claim(sessions, job_id, "w")
     with sessions() as s:
         assert not leases.heartbeat(session=s, job_id=job_id, worker_id="w", attempt=1, lease_seconds=30, progress={},
                                     latest_metrics=None).cancel_requested
-        job = job_service.request_cancel(session=s, tenant_id=tenant, job_id=job_id)
+        job = job_service.request_cancel(session=s, store=open_store(settings), tenant_id=tenant, job_id=job_id)
         s.commit()
     assert job.state == "running" and job.cancel_requested  # a running job stops between batches, at its next beat
+    assert log.read(open_store(settings), job_id).endswith(" cancel asked for; attempt 1 stops at its worker's next heartbeat\n")
     with sessions() as s:
         assert leases.heartbeat(session=s, job_id=job_id, worker_id="w", attempt=1, lease_seconds=30, progress={},
                                 latest_metrics=None).cancel_requested
@@ -223,7 +226,7 @@ def test_a_cancel_requested_job_whose_lease_expired_or_that_was_handed_back_ends
     for job_id in (lost, handed_back):
         claim(sessions, job_id)
         with sessions() as s:
-            job_service.request_cancel(session=s, tenant_id=tenant, job_id=job_id)
+            job_service.request_cancel(session=s, store=open_store(settings), tenant_id=tenant, job_id=job_id)
             s.commit()
     expire(sessions, lost)
     repairs = reconcile_once(settings, sessions, Broker(settings).send)

@@ -85,7 +85,7 @@ def test_a_client_that_drops_three_times_sees_every_event_once(stack):
     # The log events are the job's log, line for line, and so is what logs?follow=true streamed.
     log = client.get(f"/v1/jobs/{job_id}/logs").text
     assert "".join(e["data"]["line"] for e in whole if e["event"] == "log") == log
-    assert followed == [log] and "ended: succeeded" in log
+    assert followed == [log] and re.search(r"attempt 1 ended at step (\d+) of \1 \(after \d+ epochs\): succeeded\n$", log), log
     # A log worth reading: the start, each epoch's metrics and pace, each checkpoint, the outcome.
     assert "attempt 1 started on" in log and "checkpoint at step 90 (epoch 1)" in log
     assert re.search(r"epoch 6: train_loss [0-9.e-]+, val_loss [0-9.e-]+, val_accuracy [0-9.]+; [0-9.]+ s, [0-9,]+ samples/s", log), log

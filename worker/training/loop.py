@@ -227,6 +227,8 @@ class EpochLoop:
         reason = self.ctx.stop_reason()
         if reason is None and deadline is not None and time.monotonic() > deadline:
             reason = "timeout"
+        if reason is not None:  # the exact step it stopped at, for the attempt's last log line
+            self.ctx.set_progress(epoch=pos.epoch, step=pos.step, total_steps=self.total_steps)
         if reason in ("shutdown", "timeout"):
             self._checkpoint(pos, None)
         return reason

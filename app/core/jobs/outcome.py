@@ -29,4 +29,6 @@ class Outcome:
 
     def describe(self) -> str:
         """One line for the job's log."""
+        if self.state == "cancelled":
+            return "cancelled, as asked"
         return self.state + (f" ({self.error[0]}: {self.error[1]})" if self.error else "")

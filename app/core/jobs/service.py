@@ -134,7 +134,9 @@ def delete(*, session: Session, store: ArtifactStore, tenant_id: str, job_id: st
     store.delete(layout.job_prefix(job.id))
 
 
-def request_cancel(*, session: Session, tenant_id: str, job_id: str, kind: str = "train") -> Job:
+def request_cancel(*, session: Session, store: ArtifactStore, tenant_id: str, job_id: str, kind: str = "train") -> Job:
+    """Cancels a queued job now; asks a running one to stop (its worker does, at its next heartbeat).
+    Either way the job's log says so, from the commit of this transaction."""
     job = get(session=session, tenant_id=tenant_id, job_id=job_id, kind=kind)
     if job.state in TERMINAL_STATES:
         raise Conflict(f"job {job_id!r} is already {job.state}")
@@ -146,17 +148,21 @@ def request_cancel(*, session: Session, tenant_id: str, job_id: str, kind: str =
     ).rowcount
     if cancelled_while_queued:
         events.state_changed(session, job_id=job.id, tenant_id=tenant_id, state="cancelled", attempt=job.attempt)
+        why = "before any attempt started" if job.attempt == 0 else f"after attempt {job.attempt} handed it back"
+        log.note(session, store, job_id=job.id, tenant_id=tenant_id, text=f"cancelled while queued, {why}")
     elif session.execute(update(Job).where(Job.id == job.id, Job.state == "running", Job.cancel_requested.is_(False))
                          .values(cancel_requested=True)).rowcount:
         # Not a transition yet (the worker stops at its next heartbeat), but a follower should see it was asked for.
         events.append(session, job_id=job.id, tenant_id=tenant_id,
                       events=[("state", {"state": "running", "attempt": job.attempt, "cancel_requested": True})])
+        log.note(session, store, job_id=job.id, tenant_id=tenant_id,
+                 text=f"cancel asked for; attempt {job.attempt} stops at its worker's next heartbeat")
     session.refresh(job)
     return job
 
 
-def read_log(*, session: Session, store: ArtifactStore, tenant_id: str, job_id: str) -> str:
-    get(session=session, tenant_id=tenant_id, job_id=job_id)  # 404 for other tenants' jobs
+def read_log(*, session: Session, store: ArtifactStore, tenant_id: str, job_id: str, kind: str = "train") -> str:
+    get(session=session, tenant_id=tenant_id, job_id=job_id, kind=kind)  # 404 for other tenants' jobs
     return log.read(store, job_id)
 
 
