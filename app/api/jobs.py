@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from app.api import job_events
@@ -15,6 +15,7 @@ from app.api.common import ErrorInfo, JobState, PageOut, error_of, finite, fract
 from app.api.deps import BrokerDep, PageDep, ReadCaller, ReadSessionDep, SessionDep, SettingsDep, StoreDep, SubmitCaller, TrainCaller
 from app.api.errors import errors
 from app.api.idempotency import IdempotencyKeyHeader, Once
+from app.api.models import ModelOut
 from app.core import idempotency
 from app.core.db.engine import read_only
 from app.core.db.tables import Job
@@ -26,6 +27,7 @@ from app.core.jobs import service as job_service
 from app.core.jobs.spec import LABEL_FILTER, JobSpec
 from app.core.jobs.validation import JobLimits
 from app.core.paging import STEP_CURSOR_PATTERN, step_cursor, step_of_cursor
+from app.serving.checkpoint_models import Which, model_from_checkpoint
 
 
 class Progress(BaseModel):
@@ -205,10 +207,28 @@ def get_attempts(job_id: str, caller: ReadCaller, session: ReadSessionDep):
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, operation_id="cancelJob", responses=errors(404, 409))
-def cancel_job(job_id: str, caller: TrainCaller, session: SessionDep):
-    job = job_service.request_cancel(session=session, tenant_id=caller.tenant_id, job_id=job_id)
+def cancel_job(job_id: str, caller: TrainCaller, session: SessionDep, store: StoreDep):
+    job = job_service.request_cancel(session=session, store=store, tenant_id=caller.tenant_id, job_id=job_id)
     session.commit()
     return JobOut.of(job)
+
+
+class ModelFromCheckpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    checkpoint: Which = Field(description="latest: its newest checkpoint; best: the best by KILN_CHECKPOINT_MONITOR")
+
+
+@router.post("/{job_id}/models", status_code=201, response_model=ModelOut, operation_id="createModelFromCheckpoint",
+             responses=errors(404, 409, 413))
+def model_from_job_checkpoint(job_id: str, body: ModelFromCheckpoint, caller: TrainCaller, session: SessionDep, store: StoreDep,
+                              settings: SettingsDep, request: Request, response: Response):
+    """A model from one of the job's checkpoints, in any state (one that timed out or failed keeps its
+    checkpoints), with the metrics recorded at that step; the job's own model, if any, stays as it is."""
+    model = model_from_checkpoint(session=session, store=store, settings=settings, tenant_id=caller.tenant_id, job_id=job_id,
+                                  which=body.checkpoint)
+    session.commit()
+    response.headers["Location"] = str(request.url_for("get_model", model_id=model.id))
+    return ModelOut.of(model)
 
 
 @router.delete("/{job_id}", status_code=204, operation_id="deleteJob", responses=errors(404, 409))

@@ -9,6 +9,9 @@ from typing import Any
 
 import orjson
 
+from app.core.artifacts import layout
+from app.core.artifacts.store import ArtifactStore
+
 
 @dataclass(frozen=True)
 class ModelCard:
@@ -45,3 +48,12 @@ class SavedModel:
     card: ModelCard
     artifact_path: str  # the model's folder (layout.model_prefix)
     size_bytes: int
+
+
+def write_model(store: ArtifactStore, model_id: str, weights: bytes, card: ModelCard) -> SavedModel:
+    """A model's files: its weights (safetensors bytes, never pickle) and its card, each written
+    atomically; the training worker and a model made from a checkpoint both save through here."""
+    prefix = layout.model_prefix(model_id)
+    store.write_bytes(layout.model_file(prefix, "safetensors"), weights)
+    store.write_bytes(layout.model_file(prefix, "card"), card.to_json())
+    return SavedModel(model_id=model_id, card=card, artifact_path=prefix, size_bytes=store.size(prefix))

@@ -56,16 +56,27 @@ def servable_model(record: TrainedModel) -> Servable:
                        serving=record.serving, prefix=record.artifact_path)
 
 
-def servable_checkpoint(store: ArtifactStore, job: Job) -> Servable:
-    """A training job's newest checkpoint, even while the job runs."""
+def checkpoint_card(store: ArtifactStore, job: Job) -> ModelCard:
+    """The card a training job's checkpoints are read with (written when its training starts)."""
     card_key = layout.checkpoint_card(job.id)
     if not store.exists(card_key):
-        raise Conflict(f"job {job.id} is {job.state} and has not started training a classifier: no checkpoint to predict with")
+        raise Conflict(f"job {job.id} is {job.state} and has not started training: it has no checkpoint")
+    return ModelCard.from_json(store.read_bytes(card_key))
+
+
+def newest_checkpoint(store: ArtifactStore, job: Job) -> tuple[int, str]:
+    """(step, key) of the job's newest step checkpoint."""
     steps = sorted((step, key) for key in store.list(layout.checkpoints_prefix(job.id)) if (step := layout.step_of(key)) is not None)
     if not steps:
         raise Conflict(f"job {job.id} has no checkpoint yet: the first is written at the end of its first epoch")
-    step, key = steps[-1]
-    return Servable.of(f"{job.id}@step-{step}", ModelCard.from_json(store.read_bytes(card_key)), key)
+    return steps[-1]
+
+
+def servable_checkpoint(store: ArtifactStore, job: Job) -> Servable:
+    """A training job's newest checkpoint, even while the job runs."""
+    card = checkpoint_card(store, job)
+    step, key = newest_checkpoint(store, job)
+    return Servable.of(f"{job.id}@step-{step}", card, key)
 
 
 @dataclass
@@ -87,12 +98,18 @@ def load(store: ArtifactStore, servable: Servable) -> LoadedModel:
     card = servable.card
     arch = models.get(card.architecture)
     net = arch.build(arch.make_params(card.params), tuple(card.input_shape), len(card.class_names), vocab_size=servable.pre.vocab_size)
-    with store.local_copy(servable.weights) as path:
-        if servable.weights.endswith(".pt"):
-            # weights_only: a checkpoint is a file on disk; never run pickled code from it.
-            state = torch.load(path, map_location="cpu", weights_only=True)["model"]
-        else:
+    if servable.weights.endswith(".pt"):
+        state = checkpoint_weights(store, servable.weights)
+    else:
+        with store.local_copy(servable.weights) as path:
             state = load_file(path)
     net.load_state_dict(state, strict=True)
     net.eval()
     return LoadedModel(servable, net, sum(t.numel() * t.element_size() for t in net.state_dict().values()))
+
+
+def checkpoint_weights(store: ArtifactStore, key: str) -> dict[str, torch.Tensor]:
+    """The network's tensors of a checkpoint (the optimizer and RNG states beside them left out)."""
+    with store.local_copy(key) as path:
+        # weights_only: a checkpoint is a file on disk; never run pickled code from it.
+        return torch.load(path, map_location="cpu", weights_only=True)["model"]

@@ -76,6 +76,14 @@ class Job:
             raise ValueError(f"job {self.id} has no model (it is {self.state})")
         return Model(self._t, self._t.json("GET", f"/v1/models/{self.model_id}"))
 
+    def model_from_checkpoint(self, checkpoint: str = "latest") -> Model:
+        """A new model from one of the job's checkpoints, ``latest`` or ``best`` (by the server's
+        monitored metric), with the metrics recorded at that step: what a job that timed out or
+        failed had learnt."""
+        from kiln_client.models import Model
+
+        return Model(self._t, self._t.json("POST", f"/v1/jobs/{self.id}/models", json={"checkpoint": checkpoint}))
+
     def metrics(self, names: list[str] | None = None, max_points: int = 1000) -> dict[str, list[dict[str, Any]]]:
         """Each series, at most ``max_points`` long (the server downsamples longer ones)."""
         params: dict[str, Any] = {"max_points": max_points}

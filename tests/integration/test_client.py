@@ -67,6 +67,10 @@ def test_the_sdk_uploads_submits_follows_through_dropped_connections_waits_and_p
     served = stack_predict(stack, key, model.id, digits.images[:64])
     assert answer.predictions == served["predictions"] and answer.probabilities == served["probabilities"]
     assert sum(p == str(t) for p, t in zip(answer.predictions, digits.target[:64])) > 48
+    # Its newest checkpoint as a model of its own: the same weights (the last epoch's), a new id.
+    latest = done.model_from_checkpoint("latest")
+    assert latest.id != model.id and latest.data["job_id"] == job.id and latest.data["metrics"]["val_loss"] == model.data["metrics"]["val_loss"]
+    assert latest.predict(digits.images[:64]).probabilities == answer.probabilities
 
     with pytest.raises(NotFound):
         kiln.jobs.get("job_not_there")
@@ -127,7 +131,7 @@ def test_kiln_submit_follow_draws_a_live_bar_and_exits_with_the_jobs_outcome(sta
     assert "━" in shown and "ETA" in shown and "train_loss" in shown and "val_loss" in shown  # bar, ETA and the latest metrics
     job_id = re.search(r"\((job_[0-9a-f]+)\) succeeded in \d+:\d\d", shown).group(1)
     model_id = re.search(r"model\s+(mdl_[0-9a-z]+)", shown).group(1)
-    assert "ended: succeeded" in shown  # the log scrolled above the bar
+    assert re.search(r"ended at step \d+ of \d+ \(after 4 epochs\): succeeded", shown)  # the log scrolled above the bar
 
     out, status = run_kiln(["jobs", "list", "--label", "team=vision", "--output", "json"], env, tmp_path)
     listed = json.loads(out)
@@ -139,7 +143,7 @@ def test_kiln_submit_follow_draws_a_live_bar_and_exits_with_the_jobs_outcome(sta
     assert status == 0 and "wrote model.onnx" in out and (tmp_path / "model.onnx").stat().st_size > 1000, out
     assert not list(tmp_path.glob("*.part"))  # the download was renamed into place whole
     out, status = run_kiln(["jobs", "logs", job_id, "-f"], env, tmp_path)  # an ended job: its whole log, then the end
-    assert status == 0 and "attempt 1 started" in out and "ended: succeeded" in out, out
+    assert status == 0 and "attempt 1 started" in out and re.search(r"ended at step \d+ of \d+ \(after 4 epochs\): succeeded", out), out
     metrics_csv, status = run_kiln(["jobs", "metrics", job_id, "--names", "val_accuracy", "-o", "csv"], env, tmp_path)
     assert status == 0 and metrics_csv.splitlines()[0].strip() == "name,step,epoch,value,time" and len(metrics_csv.splitlines()) == 5
 

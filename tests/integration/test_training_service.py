@@ -1,6 +1,7 @@
 """A user's path through the service, with real processes: submit, poll, read metrics, predict."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -64,6 +65,8 @@ def test_lenet5_on_digits_succeeds_and_predicts_all_1797_digits(stack):
     assert bad.status_code == 422 and "[8, 8]" in bad.json()["error"]["message"]
     bad = client.post(f"/v1/models/{model['id']}/predict", json={"inputs": [[["a"] * 8] * 8]})
     assert bad.status_code == 422
+    # The worker's console holds Kiln's lines, not warnings nobody can act on (these tests run as root).
+    assert "superuser privileges" not in stack.worker_logs() and "not writable" not in stack.worker_logs()
 
 
 def test_cancel_stops_a_running_job_and_the_worker_takes_the_next(stack):
@@ -79,6 +82,9 @@ def test_cancel_stops_a_running_job_and_the_worker_takes_the_next(stack):
     states = [json.loads(line.removeprefix("data: ")) for line in client.get(f"/v1/jobs/{long_id}/events").text.splitlines()
               if line.startswith("data: ") and '"state"' in line and '"points"' not in line]
     assert {"state": "running", "attempt": 1, "cancel_requested": True} in states and states[-1] == {"state": "cancelled"}
+    log = client.get(f"/v1/jobs/{long_id}/logs").text
+    assert " cancel asked for; attempt 1 stops at its worker's next heartbeat\n" in log
+    assert re.search(r" attempt 1 ended at step \d+ of \d+(?: \(after \d+ epochs?\))?: cancelled, as asked\n$", log), log
 
     next_job = client.post("/v1/jobs", json={**LENET_JOB, "training": {**LENET_JOB["training"], "epochs": 1}}).json()
     assert wait_for(client, next_job["id"], {"succeeded", "failed"})["state"] == "succeeded"
@@ -120,6 +126,12 @@ def test_a_job_past_its_max_runtime_fails_with_reason_timeout_and_keeps_its_chec
     assert "max_runtime_seconds" in job["error"]["message"]
     checkpoints = stack.artifacts().list(layout.checkpoints_prefix(job["id"]))
     assert any(layout.step_of(key) is not None for key in checkpoints)
+    # What it had learnt is a model one call away, through every backend's store.
+    made = client.post(f"/v1/jobs/{job['id']}/models", json={"checkpoint": "latest"})
+    assert made.status_code == 201, made.text
+    sample = {"inputs": load_digits().images[:8].tolist()}
+    assert client.post(f"/v1/models/{made.json()['id']}/predict", json=sample).json() == \
+        client.post(f"/v1/models/{job['id']}/predict", json=sample, params={"checkpoint": "latest"}).json()
 
 
 def test_a_job_still_training_answers_predict_from_its_newest_checkpoint(stack):

@@ -17,7 +17,7 @@ from app.core.datasets.arrays import load_raw
 from app.core.ids import new_id
 from app.core.jobs.outcome import Outcome
 from app.core.jobs.spec import JobSpec
-from app.core.model_card import ModelCard, SavedModel
+from app.core.model_card import ModelCard, SavedModel, write_model
 from app.core.settings import Settings
 from worker.context import TrainingContext
 from worker.training.classifier import ClassifierTrainer
@@ -52,13 +52,15 @@ def run_training(job_id: str, spec_data: dict[str, Any], ctx: TrainingContext, s
         architecture=arch.name, params=spec.model.params, input_shape=list(pre.input_shape), sample_shape=list(pre.sample_shape),
         class_names=prepared.class_names if arch.task == "classify" else [], preprocessing=pre.to_dict(),
     )
-    if arch.task == "classify":  # what predict?checkpoint=latest needs to rebuild the network from a checkpoint
-        store.write_bytes(layout.checkpoint_card(job_id), card.to_json())
     init = spec.model.init_from
     if init is not None:
         init_from(net, store, init.model_id, reset_head=init.reset_head, freeze=init.freeze)
     config = TrainConfig.of(spec, settings)
     trainer = make_trainer(arch.task, net, spec, prepared, config, ctx)
+    if isinstance(trainer, GANTrainer):  # how generated images map back to raw units
+        card = card.with_preprocessing(output_range=trainer.output_range())
+    # What rebuilds the network from a checkpoint: predict?checkpoint=latest, and a model made from one.
+    store.write_bytes(layout.checkpoint_card(job_id), card.to_json())
     return outcome_of(trainer.fit(), trainer, card, spec, store)
 
 
@@ -76,8 +78,6 @@ def outcome_of(result: TrainResult, trainer: EpochLoop, card: ModelCard, spec: J
     if result.stop_reason is None:
         net = trainer.model
         card = card.finished(name=spec.name, metrics=result.final_metrics, parameter_count=sum(p.numel() for p in net.parameters()))
-        if isinstance(trainer, GANTrainer):  # how generated images map back to raw units
-            card = card.with_preprocessing(output_range=trainer.output_range())
         return Outcome("succeeded", model=save_model(store, new_id("mdl"), net, card))
     if result.stop_reason == "timeout":
         return Outcome.failed("timeout", f"ran past max_runtime_seconds ({trainer.config.max_runtime_seconds} s)")
@@ -85,9 +85,5 @@ def outcome_of(result: TrainResult, trainer: EpochLoop, card: ModelCard, spec: J
 
 
 def save_model(store: ArtifactStore, model_id: str, net: nn.Module, card: ModelCard) -> SavedModel:
-    """Weights in safetensors (never pickle) and the card in JSON, each written atomically."""
-    prefix = layout.model_prefix(model_id)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
-    store.write_bytes(layout.model_file(prefix, "safetensors"), safetensors_bytes(state))
-    store.write_bytes(layout.model_file(prefix, "card"), card.to_json())
-    return SavedModel(model_id=model_id, card=card, artifact_path=prefix, size_bytes=store.size(prefix))
+    return write_model(store, model_id, safetensors_bytes(state), card)

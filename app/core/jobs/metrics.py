@@ -144,6 +144,15 @@ def _downsampled(session: Session, tenant_id: str, job_id: str, name: str, first
     return Series([rollups.point(m) for m in kept], sum(s.count for s in found.values()))
 
 
+def at_step(*, session: Session, tenant_id: str, job_id: str, step: int) -> dict[str, float]:
+    """Every metric recorded at exactly ``step`` (an epoch's end: its train, validation and learning
+    rate values), one key lookup per metric name."""
+    names = list(rollups.summaries(session=session, tenant_id=tenant_id, job_id=job_id, names=None))
+    rows = session.execute(select(MetricPoint.name, MetricPoint.value).where(
+        MetricPoint.job_id == job_id, MetricPoint.tenant_id == tenant_id, MetricPoint.name.in_(names), MetricPoint.step == step))
+    return {name: value for name, value in rows}
+
+
 def points(
     *, session: Session, tenant_id: str, job_id: str, name: str, since_step: int | None, until_step: int | None, limit: int,
 ) -> tuple[list[dict[str, Any]], int | None]:
