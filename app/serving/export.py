@@ -26,8 +26,14 @@ from app.core.errors import Conflict
 from app.serving.cache import ModelCache
 from app.serving.loading import LoadedModel, Servable
 
-ONNX_OPSET = 17
+# The lowest opset torch's exporter implements: asking for less makes it convert down afterwards, with a warning.
+ONNX_OPSET = 18
 log = logging.getLogger("kiln.export")
+# The exporters narrate every pass at INFO and warn about torchvision operators no Kiln network uses:
+# nothing an API's operator can act on. A failed export is logged here at debug with the exporter's
+# reason, and said to the caller in one sentence.
+for _chatty in ("torch.onnx", "torch.export", "onnxscript", "onnx_ir"):
+    logging.getLogger(_chatty).setLevel(logging.ERROR)
 
 
 class RawToProbabilities(nn.Module):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import numpy as np
 import onnx
@@ -14,6 +15,7 @@ import torch
 from safetensors.numpy import load as load_safetensors
 from sklearn.datasets import load_digits
 
+from app.serving.export import ONNX_OPSET
 from tests.api.test_predict_api import MLP_JOB, train
 from tests.specs import LENET_JOB
 
@@ -42,9 +44,15 @@ def download(client, owner, model_id, fmt) -> bytes:
 
 
 @pytest.mark.parametrize("arch", ["lenet5", "mlp"])
-def test_onnx_in_onnxruntime_answers_what_predict_answers(client, owner, models_by_arch, arch):
+def test_onnx_in_onnxruntime_answers_what_predict_answers(client, owner, models_by_arch, arch, capfd, caplog):
     model_id = models_by_arch[arch]
+    capfd.readouterr()
     data = download(client, owner, model_id, "onnx")
+    # The exporters' narration (torchvision operators skipped, opset conversion, each pass) stays out
+    # of the API's console: nothing in it an operator could act on.
+    console = "".join(capfd.readouterr()) + "".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "torchvision" not in console and "opset" not in console and "onnx_ir" not in console, console
+    assert [o.version for o in onnx.load_from_string(data).opset_import if o.domain in ("", "ai.onnx")] == [ONNX_OPSET]
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     (probs,) = session.run(None, {"samples": SAMPLES})
     assert probs.shape == (64, 10)
