@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app.api import (
     architectures,
+    dashboard,
     datasets,
     health,
     inference_jobs,
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The routes as declared (each router carries its prefix): newer FastAPI nests included
     # routers, so the app's own route list is no place to look a path up.
     app.state.api_routes = [route for resource in resources for route in resource.router.routes]
+    app.include_router(dashboard.router)
+    app.mount("/ui", dashboard.assets, name="ui")
     app.add_middleware(RateLimitHeaders)  # innermost: only what the router answers (the fast lane sets its own)
     app.add_middleware(PredictFastLane, metered=settings.metrics_enabled)  # inside the body limit and form-as-JSON
     app.add_middleware(FormAsJson)
