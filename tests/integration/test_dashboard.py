@@ -243,6 +243,19 @@ def test_compare_datasets_and_models_pages_and_no_console_errors_anywhere(browse
     assert console_errors(browser) == []
 
 
+def test_a_gans_page_generates_a_grid(browser, api, shots):
+    job = api.post("/v1/jobs", json={"name": "a-gan", "model": {"architecture": "gan"}, "data": {"dataset": "builtin:digits"},
+                                     "training": {"epochs": 1}}).json()
+    done = wait_for(api, job["id"], {"succeeded", "failed", "cancelled"})
+    assert done["state"] == "succeeded", done
+    visit(browser, f"#/models/{done['model_id']}", (By.CSS_SELECTOR, "#generated img"))
+    picture = browser.find_element(By.CSS_SELECTOR, "#generated img")
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", picture))
+    assert browser.execute_script("return arguments[0].naturalWidth", picture) > 0 and picture.get_attribute("src").startswith("blob:")
+    snap(browser, shots, "model-gan")
+    assert console_errors(browser) == []
+
+
 def test_signing_out_forgets_the_key(browser):
     browser.find_element(By.ID, "sign-out").click()
     WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "sign-in")))
