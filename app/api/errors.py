@@ -82,27 +82,38 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def body_for(path: str, code: str, message: str, details: list | None = None) -> dict[str, Any]:
+    """The one error shape; under /v2 the Open Inference Protocol's own, {"error": "<message>"},
+    which its clients (tritonclient) read."""
+    return {"error": message} if path.startswith("/v2") else error_body(code, message, details)
+
+
+def _answer(request: Request, status: int, code: str, message: str, details: list | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body_for(request.url.path, code, message, details), status, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KilnError)
-    async def _kiln_error(_: Request, exc: KilnError):
-        return error_response(exc)
+    async def _kiln_error(request: Request, exc: KilnError):
+        return _answer(request, exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError):
+    async def _validation_error(request: Request, exc: RequestValidationError):
         details = [detail(err.get("loc", ()), err.get("msg", "invalid")) for err in exc.errors()]
         summary = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in details[:5])
-        return JSONResponse(error_body("validation_error", f"invalid request: {summary}", details), 422)
+        return _answer(request, 422, "validation_error", f"invalid request: {summary}", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 400:
             # The framework could not parse the body (not UTF-8, a broken multipart): invalid input, like any other.
             message = f"invalid request: the body cannot be read ({exc.detail})"
-            return JSONResponse(error_body("validation_error", message, [detail(["body"], str(exc.detail))]), 422)
+            return _answer(request, 422, "validation_error", message, [detail(["body"], str(exc.detail))])
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request))
-        return JSONResponse(error_body(CODES.get(exc.status_code, "error"), str(exc.detail)), exc.status_code, headers=headers)
+        return _answer(request, exc.status_code, CODES.get(exc.status_code, "error"), str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
@@ -110,7 +121,7 @@ def install_error_handlers(app: FastAPI) -> None:
             message = "invalid request: a text value holds the NUL character (\\u0000), which the database cannot store"
             return JSONResponse(error_body("validation_error", message, [detail(["request"], "NUL character in text")]), 422)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", "internal error; it has been logged"), 500)
+        return _answer(request, 500, "internal_error", "internal error; it has been logged")
 
 
 def _nul_in_text(exc: BaseException) -> bool:

@@ -15,6 +15,7 @@ from app.api import (
     datasets,
     health,
     inference_jobs,
+    inference_protocol,
     job_events,
     jobs,
     keys,
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     build_openapi = app.openapi
     app.openapi = lambda: app.openapi_schema or openapi.finish(build_openapi(), settings)
-    resources = (models, health, prometheus, jobs, job_events, inference_jobs, datasets, architectures, keys, usage, queue, webhooks)
+    resources = (models, inference_protocol, health, prometheus, jobs, job_events, inference_jobs, datasets, architectures, keys, usage, queue, webhooks)
     for resource in resources:
         app.include_router(resource.router)
     # The routes as declared (each router carries its prefix): newer FastAPI nests included

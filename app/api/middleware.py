@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 from starlette.exceptions import HTTPException
 
-from app.core.errors import error_body
+from app.api.errors import body_for
 
 
 class BodyTooLarge(HTTPException):
@@ -39,7 +39,7 @@ class BodySizeLimit:
     async def _limited(self, scope, receive, send, limit: int, message: str):
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
-                return await self._reject(send, message)
+                return await self._reject(scope, send, message)
         received = 0
         started = False
 
@@ -62,10 +62,10 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send, message)
+                await self._reject(scope, send, message)
 
-    async def _reject(self, send, message: str):
-        body = orjson.dumps(error_body("payload_too_large", message))
+    async def _reject(self, scope, send, message: str):
+        body = orjson.dumps(body_for(scope.get("path", ""), "payload_too_large", message))
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -131,6 +131,8 @@ PREDICT_BODY = {
                 "properties": {"file": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"},
                                         "description": "PNG or JPEG images, one sample each, converted to the model's channels and size"}},
             }},
+            "application/x-npy": {"schema": {"type": "string", "format": "binary",
+                                             "description": "np.save of an (N, *sample_shape) numeric array, in the dataset's raw units"}},
         },
     }
 }
@@ -165,7 +167,7 @@ async def predict(
     checkpoint: Annotated[Literal["latest"] | None, Query(
         description="latest: answer from the newest weights; model_id may then be a training job's id, even while it runs")] = None,
 ):
-    """Samples as JSON ``{"inputs": [...]}`` or images as multipart ``file`` fields. Concurrent
+    """Samples as JSON ``{"inputs": [...]}``, as a .npy array (``application/x-npy``) or images as multipart ``file`` fields. Concurrent
     requests for one model are micro-batched into one forward pass. (JSON requests are answered by
     app.api.predict's fast lane in front of the router, with this same code.)"""
     return await predict_response(request, runtime, caller.tenant_id, model_id, top_k, checkpoint)

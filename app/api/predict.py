@@ -28,14 +28,19 @@ from app.serving.loading import Servable
 from app.serving.runtime import ServingRuntime
 
 PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict$")
+NPY = "application/x-npy"  # np.save's bytes: (N, *sample_shape) samples, no JSON to parse
 
 
 async def predict_response(request: Request, runtime: ServingRuntime, tenant_id: str, model_id: str, top_k: int | None,
                            checkpoint: str | None = None, headers: dict[str, str] | None = None) -> Response:
     limits = runtime.limits
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
         async def read_samples(servable: Servable) -> tuple[np.ndarray, None]:
             return await image_samples(request, servable, limits), None
+    elif content_type.startswith(NPY):
+        async def read_samples(servable: Servable) -> tuple[np.ndarray, np.ndarray | None]:
+            return decode.npy_samples(await request.body(), servable, limits)
     else:
         async def read_samples(servable: Servable) -> tuple[np.ndarray, np.ndarray | None]:
             return decode.json_samples(await request.body(), servable, limits)

@@ -77,6 +77,35 @@ def json_samples(body: bytes, servable: Servable, limits: Limits) -> tuple[np.nd
     return x, sequence_lengths(lengths, x) if servable.takes_lengths else None
 
 
+NPY_KINDS = "biuf"  # booleans, integers, floats: what a sample's values can be
+
+
+def npy_samples(body: bytes, servable: Servable, limits: Limits) -> tuple[np.ndarray, np.ndarray | None]:
+    """An ``application/x-npy`` body (``np.save`` of an (N, *sample_shape) array) as samples; its
+    header is read first, so the count is checked before the data is, and nothing is unpickled."""
+    stream = io.BytesIO(body)
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(stream)
+    except (ValueError, OSError, SyntaxError) as exc:
+        raise InvalidInput(f"the body is not a .npy file (np.save): {exc}", [detail(["body"], "not a .npy file")]) from None
+    if dtype.kind not in NPY_KINDS or dtype.hasobject:
+        raise InvalidInput(f"the .npy array holds {dtype}, not numbers", [detail(["body"], "a numeric dtype")])
+    if len(shape) and shape[0] > limits.samples:
+        raise InvalidInput(f"too many samples: {shape[0]} > {limits.samples} (KILN_MAX_PREDICT_SAMPLES)",
+                           [detail(["body"], f"at most {limits.samples} samples per request")])
+    if math.prod(shape) > limits.elements:
+        raise over_limit("the values of the .npy array", math.prod(shape), limits.elements, "KILN_MAX_PREDICT_ELEMENTS", ["body"])
+    data = body[stream.tell():]
+    if len(data) != math.prod(shape) * dtype.itemsize:
+        raise InvalidInput(f"the .npy array's header says {list(shape)} {dtype} ({math.prod(shape) * dtype.itemsize} bytes) but "
+                           f"{len(data)} bytes follow it", [detail(["body"], "truncated or padded .npy data")])
+    x = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    x = checked(x, servable, limits, ["body"])
+    return x, sequence_lengths(None, x) if servable.takes_lengths else None
+
+
 def samples(inputs: list[Any], servable: Servable, limits: Limits) -> np.ndarray:
     """The request's samples as float32 (N, *sample_shape), or a 4xx saying what is wrong."""
     sample_shape = servable.pre.sample_shape
@@ -101,14 +130,28 @@ def samples(inputs: list[Any], servable: Servable, limits: Limits) -> np.ndarray
             f"every sample must have shape {list(sample_shape)}; sample {i} does not",
             [detail(["body", "inputs", i], f"expected shape {list(sample_shape)}")],
         ) from None
+    return checked(x, servable, limits, ["body", "inputs"])
+
+
+def checked(x: np.ndarray, servable: Servable, limits: Limits, loc: list) -> np.ndarray:
+    """An array of samples from any body (JSON, .npy, an inference-protocol tensor) as float32
+    (N, *sample_shape): counted, shaped, finite and (token models) valid ids, or a 4xx naming ``loc``."""
+    sample_shape = servable.pre.sample_shape
+    if x.ndim == 0 or len(x) == 0:
+        raise InvalidInput(f"no samples: expected an array of shape [N, {', '.join(map(str, sample_shape))}]", [detail(loc, "no samples")])
+    if len(x) > limits.samples:
+        raise InvalidInput(f"too many samples: {len(x)} > {limits.samples} (KILN_MAX_PREDICT_SAMPLES)",
+                           [detail(loc, f"at most {limits.samples} samples per request")])
+    check_count(len(x), servable, limits, loc)
     if x.shape[1:] != sample_shape:
         raise InvalidInput(
             f"every sample must have shape {list(sample_shape)}; got {list(x.shape[1:])}",
-            [detail(["body", "inputs"], f"expected samples of shape {list(sample_shape)}, got {list(x.shape[1:])}")],
+            [detail(loc, f"expected samples of shape {list(sample_shape)}, got {list(x.shape[1:])}")],
         )
+    x = x.astype(np.float32, copy=not x.flags.writeable)  # a view of a request's bytes is read-only; torch wants to own its copy
     if not np.isfinite(x).all():
         bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
-        raise InvalidInput(f"sample {bad} contains NaN or infinity", [detail(["body", "inputs", bad], "NaN or infinity")])
+        raise InvalidInput(f"sample {bad} contains NaN or infinity", [detail([*loc, bad], "NaN or infinity")])
     check_tokens(servable, x)
     return x
 

@@ -95,25 +95,31 @@ class ServingRuntime:
         """The id of the weights that answered, and the JSON answer for the request's samples."""
         servable = await self.servable(tenant_id, ref, latest=latest)
         x, lengths = await read_samples(servable)
+        top_k = decode.top_k(top_k, servable) if servable.task == "classify" else top_k
         try:
-            return servable.id, await self._predict(servable, x, lengths, top_k)
+            probs = await self._probabilities(servable, x, lengths, answer_factor=2 if top_k else 1)
         except FileNotFoundError:
             if not latest:
                 raise
             # The checkpoint was rotated out since it was looked up: look again, once.
             self.forget(tenant_id, ref)
             servable = await self.servable(tenant_id, ref, latest=True)
-            return servable.id, await self._predict(servable, x, lengths, top_k)
+            probs = await self._probabilities(servable, x, lengths, answer_factor=2 if top_k else 1)
+        return servable.id, encode.predictions(probs, servable.card.class_names, top_k)
+
+    async def classify(self, servable: Servable, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+        """Each sample's class probabilities, through the model's micro-batcher: the Open Inference
+        Protocol's infer, which shapes its own answer."""
+        return await self._probabilities(servable, x, lengths, answer_factor=2)
 
     def _check_answer(self, numbers: int, what: str) -> None:
         """Every answer is bounded, and refused before it is computed."""
         if numbers > self.settings.max_response_elements:
             raise over_limit(f"the numbers {what}", numbers, self.settings.max_response_elements, "KILN_MAX_RESPONSE_ELEMENTS")
 
-    async def _predict(self, servable: Servable, x: np.ndarray, lengths: np.ndarray | None, top_k: int | None) -> bytes:
+    async def _probabilities(self, servable: Servable, x: np.ndarray, lengths: np.ndarray | None, *, answer_factor: int) -> np.ndarray:
         servable.require("classify", "predict")
-        top_k = decode.top_k(top_k, servable)
-        self._check_answer(len(x) * len(servable.card.class_names) * (2 if top_k else 1), f"an answer for {len(x)} samples holds")
+        self._check_answer(len(x) * len(servable.card.class_names) * answer_factor, f"an answer for {len(x)} samples holds")
         if servable.takes_lengths and lengths is None:
             lengths = decode.sequence_lengths(None, x)
         loaded = await self.loaded(servable)
@@ -123,7 +129,7 @@ class ServingRuntime:
             raise Unavailable(f"model {servable.id} is over capacity: {exc}; retry shortly", headers={"Retry-After": "1"}) from None
         except DeadlineExceeded as exc:
             raise GatewayTimeout(f"model {servable.id} did not answer in time: {exc}") from None
-        return encode.predictions(probs, loaded.class_names, top_k)
+        return probs
 
     def policy_for(self, servable: Servable) -> BatchPolicy:
         """The model's overrides over the settings' defaults. KILN_PREDICT_MAX_BATCH=1 turns batching

@@ -257,3 +257,31 @@ def test_an_answer_larger_than_the_limit_is_refused_before_it_is_computed(settin
         r = c.post(f"/v1/models/{model_id}/predict", json={"inputs": DIGITS.images[:6].tolist()}, headers=owner)
         assert r.status_code == 413 and "KILN_MAX_RESPONSE_ELEMENTS" in r.json()["error"]["message"], r.text
         assert c.post(f"/v1/models/{model_id}/predict", json={"inputs": DIGITS.images[:5].tolist()}, headers=owner).status_code == 200
+
+
+def npy(array) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=True)
+    return out.getvalue()
+
+
+def test_a_npy_body_answers_as_json_does_and_what_is_not_samples_is_named(client, owner, model_id, settings):
+    url, headers = f"/v1/models/{model_id}/predict", {**owner, "content-type": "application/x-npy"}
+    as_json = client.post(url, json={"inputs": DIGITS.images[:4].tolist()}, headers=owner).json()
+    for dtype in (np.float32, np.float64, np.uint8):  # any numeric type, in the dataset's raw units
+        r = client.post(url, content=npy(DIGITS.images[:4].astype(dtype)), headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == as_json["predictions"]
+    np.testing.assert_allclose(client.post(url, content=npy(DIGITS.images[:4]), headers=headers).json()["probabilities"],
+                               as_json["probabilities"], atol=1e-6)
+    refused = {
+        "not a .npy file": b"not an array",
+        "not numbers": npy(np.array([{"a": 1}], dtype=object)),  # refused from its header: nothing is unpickled
+        "expected samples of shape [8, 8]": npy(np.zeros((2, 7), np.float32)),
+        "truncated or padded": npy(np.zeros((2, 8, 8), np.float32))[:-4],
+        "samples per request": npy(np.zeros((settings.max_predict_samples + 1, 1), np.uint8)),  # counted before its shape
+    }
+    for why, body in refused.items():
+        r = client.post(url, content=body, headers=headers)
+        error = r.json()["error"]
+        assert r.status_code in (413, 422) and why in error["message"] + str(error["details"]), (why, r.text)
