@@ -12,11 +12,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.api.deps import BrokerDep, PredictCaller, ReadCaller, ReadSessionDep, RuntimeDep, StoreDep
+from app.api.predict import answered_headers
 from app.core.db.engine import reachable
 from app.core.errors import NotFound
 from app.serving import inference_protocol as protocol
 from app.serving.loading import Servable
-from app.serving.runtime import ServingRuntime
+from app.serving.runtime import ID_PREFIXES, ServingRuntime
 
 VERSION = "1"  # a model id names one set of weights: its one version
 
@@ -74,22 +75,35 @@ def ready(session: ReadSessionDep, broker: BrokerDep, store: StoreDep):
 
 
 async def _servable(runtime: ServingRuntime, tenant_id: str, name: str, version: str | None) -> Servable:
-    if version is not None and version != VERSION:
-        raise NotFound(f"model {name!r} has no version {version!r}: its one version is {VERSION!r}")
-    servable = await runtime.servable(tenant_id, name)
+    """``name``: a registered name (no version: its production alias, else its newest version) or
+    a model id (whose one version is 1)."""
+    if name.startswith(ID_PREFIXES):
+        if version is not None and version != VERSION:
+            raise NotFound(f"model {name!r} has no version {version!r}: its one version is {VERSION!r}")
+        servable = await runtime.servable(tenant_id, name)
+    else:
+        if version is not None and not version.isdigit():
+            raise NotFound(f"registered model {name!r} has no version {version!r}: versions are numbers")
+        servable = await runtime.servable(tenant_id, f"{name}@{version}" if version else name)
     servable.require("classify", "the inference protocol")
     return servable
+
+
+def version_of(servable: Servable) -> str:
+    return servable.registered.rpartition("@")[2] if servable.registered else VERSION
 
 
 @router.get("/models/{name}", response_model=ModelMetadata, operation_id="oipModelMetadata", responses=PROTOCOL_ERRORS)
 async def model_metadata(name: str, caller: ReadCaller, runtime: RuntimeDep):
     """Inputs and outputs with names, datatypes and shapes, from the model card."""
-    return protocol.metadata(name, VERSION, await _servable(runtime, caller.tenant_id, name, None))
+    servable = await _servable(runtime, caller.tenant_id, name, None)
+    return protocol.metadata(name, version_of(servable), servable)
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelMetadata, operation_id="oipModelVersionMetadata", responses=PROTOCOL_ERRORS)
 async def model_version_metadata(name: str, version: str, caller: ReadCaller, runtime: RuntimeDep):
-    return protocol.metadata(name, VERSION, await _servable(runtime, caller.tenant_id, name, version))
+    servable = await _servable(runtime, caller.tenant_id, name, version)
+    return protocol.metadata(name, version_of(servable), servable)
 
 
 @router.get("/models/{name}/ready", operation_id="oipModelReady", responses=PROTOCOL_ERRORS)
@@ -130,8 +144,8 @@ async def _infer(request: Request, runtime: ServingRuntime, tenant_id: str, name
     asked = protocol.read_request(await request.body(), request.headers.get(protocol.HEADER_LENGTH))
     x, lengths = protocol.samples(asked, servable, runtime.limits)
     probs = await runtime.classify(servable, x, lengths)
-    body, header_length = protocol.answer(name, VERSION, asked, probs, servable.card.class_names)
-    headers = {"Kiln-Model": servable.id}
+    body, header_length = protocol.answer(name, version_of(servable), asked, probs, servable.card.class_names)
+    headers = answered_headers(servable)
     if header_length is None:
         return Response(body, media_type="application/json", headers=headers)
     return Response(body, media_type="application/octet-stream", headers={**headers, protocol.HEADER_LENGTH: str(header_length)})

@@ -23,6 +23,7 @@ from app.api import (
     openapi,
     prometheus,
     queue,
+    registry,
     usage,
     webhooks,
 )
@@ -54,7 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         flusher = asyncio.create_task(prometheus.flush_every_second()) if settings.metrics_enabled else None
+        routes = asyncio.create_task(state.serving.poll_routes())  # registered names: moves seen coming, warmed first
+        await state.serving.preload(settings.serving_preload)
         yield
+        routes.cancel()
         if flusher:
             flusher.cancel()
         if reconciler:
@@ -84,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     build_openapi = app.openapi
     app.openapi = lambda: app.openapi_schema or openapi.finish(build_openapi(), settings)
-    resources = (models, inference_protocol, health, prometheus, jobs, job_events, inference_jobs, datasets, architectures, keys, usage, queue, webhooks)
+    resources = (models, inference_protocol, health, prometheus, jobs, job_events, inference_jobs, datasets, architectures, keys, usage, queue, webhooks,
+                 registry)
     for resource in resources:
         app.include_router(resource.router)
     # The routes as declared (each router carries its prefix): newer FastAPI nests included

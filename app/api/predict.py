@@ -45,8 +45,15 @@ async def predict_response(request: Request, runtime: ServingRuntime, tenant_id:
         async def read_samples(servable: Servable) -> tuple[np.ndarray, np.ndarray | None]:
             return decode.json_samples(await request.body(), servable, limits)
     answered_by, body = await runtime.predict(tenant_id, model_id, latest=checkpoint == "latest", read_samples=read_samples, top_k=top_k)
-    # Which weights answered: the model itself, or a training job's checkpoint (``job_...@step-N``).
-    return Response(body, media_type="application/json", headers={"Kiln-Model": answered_by, **(headers or {})})
+    return Response(body, media_type="application/json", headers={**answered_headers(answered_by), **(headers or {})})
+
+
+def answered_headers(servable: Servable) -> dict[str, str]:
+    """Which weights answered: a model's id, or a training job's checkpoint (``job_...@step-N``);
+    and, for a registered name, which version (``digits@3``)."""
+    if servable.registered is None:
+        return {"Kiln-Model": servable.id}
+    return {"Kiln-Model": servable.id, "Kiln-Model-Version": servable.registered}
 
 
 async def image_samples(request: Request, servable: Servable, limits: decode.Limits) -> np.ndarray:

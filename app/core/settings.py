@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     rate_limit_upload: str = Field("10/second", description="dataset uploads")
     rate_limit_storage_url: str = Field("", description="where the counters live; default: the broker's Redis, else in the process")
     model_record_cache_seconds: float = Field(5.0, ge=0, description="how long a process trusts a model's record")
+    # The model registry: an alias move takes effect this long after it is made, time for every API
+    # process (each polls aliases every KILN_ALIAS_POLL_SECONDS) to load and warm the new version first.
+    alias_switch_seconds: float = Field(2.0, ge=0, description="how long after a move an alias answers from its new version")
+    alias_poll_seconds: float = Field(0.5, gt=0, description="how often an API process reads the aliases it serves")
+    serving_preload: str = Field("", description="aliases loaded at API start, comma-separated name@alias (name alone: production)")
+    max_registered_models: int = Field(1000, ge=0, description="registered model names one tenant may have")
 
     # Webhooks
     max_webhooks: int = Field(20, ge=0, description="webhooks one tenant may have")

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.core import scoped
 from app.core.artifacts.store import ArtifactStore
-from app.core.db.tables import Job, TrainedModel
+from app.core.db.tables import Job, ModelVersion, RegisteredModel, TrainedModel
 from app.core.errors import Conflict
 from app.core.model_card import ModelCard, SavedModel
 from app.core.paging import Page, newest_page
@@ -72,12 +72,23 @@ def _model_of(kind: str, spec: dict) -> str | None:
     return ((spec.get("model") or {}).get("init_from") or {}).get("model_id")
 
 
+def registered_versions(session: Session, tenant_id: str, model_id: str) -> list[str]:
+    """``name@version`` of every registry version that is this model (it cannot be deleted under them)."""
+    rows = session.execute(select(RegisteredModel.name, ModelVersion.version)
+                           .join(ModelVersion, ModelVersion.registered_model_id == RegisteredModel.id)
+                           .where(RegisteredModel.tenant_id == tenant_id, ModelVersion.model_id == model_id))
+    return [f"{name}@{version}" for name, version in rows]
+
+
 def delete(*, session: Session, store: ArtifactStore, tenant_id: str, model_id: str) -> None:
     """The model's row and files; a 409 while a queued or running job needs it."""
     model = get(session=session, tenant_id=tenant_id, model_id=model_id)
     using = users(session=session, tenant_id=tenant_id, model_id=model_id)
     if using:
         raise Conflict(f"model {model_id!r} is used by queued or running jobs: {', '.join(using[:5])}; cancel them or let them end first")
+    registered = registered_versions(session, tenant_id, model_id)
+    if registered:
+        raise Conflict(f"model {model_id!r} is registered as {', '.join(registered[:5])}; delete those registered models first")
     session.delete(model)
     session.flush()
     store.delete(model.artifact_path)

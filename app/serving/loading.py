@@ -32,6 +32,7 @@ class Servable:
     takes_lengths: bool  # sequence networks take (x, lengths)
     serving: dict[str, Any] | None = None  # the model's micro-batching overrides
     prefix: str | None = None  # a finished model's folder (its exports go there); None for a checkpoint
+    registered: str | None = None  # name@version when it answers for a registered name (the Kiln-Model-Version header)
 
     @classmethod
     def of(cls, servable_id: str, card: ModelCard, weights: str, *, serving: dict[str, Any] | None = None,

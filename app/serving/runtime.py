@@ -8,21 +8,24 @@ cache and batchers. Forward passes run on one thread per process, off the event 
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
+import anyio
 import numpy as np
 from anyio import to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core import images, trained_models
+from app.core import images, registry, tenants, trained_models
 from app.core.artifacts.store import ArtifactStore
 from app.core.db.engine import read_only
-from app.core.errors import GatewayTimeout, NotFound, Unavailable, over_limit
+from app.core.errors import GatewayTimeout, KilnError, NotFound, Unavailable, over_limit
 from app.core.jobs import service as job_service
 from app.core.settings import Settings
 from app.core.ttlcache import TTLCache
@@ -30,6 +33,11 @@ from app.serving import decode, encode, export, forward
 from app.serving.batching import BatchPolicy, DeadlineExceeded, MicroBatcher, Overloaded
 from app.serving.cache import ModelCache
 from app.serving.loading import LoadedModel, Servable, servable_checkpoint, servable_model
+from app.serving.routes import Route, Target
+
+ID_PREFIXES = ("mdl_", "job_")  # a model's or a job's id; anything else is a registered name
+IDLE_ROUTE_SECONDS = 600.0  # a route no request used this long stops being polled
+log = logging.getLogger("kiln.serving")
 
 # Reads a request's samples (and sequence lengths) once the servable is known.
 ReadSamples = Callable[[Servable], Awaitable[tuple[np.ndarray, np.ndarray | None]]]
@@ -51,6 +59,7 @@ class ServingRuntime:
         # the predict hot path reads no database.
         self._servables: TTLCache[Servable] = TTLCache(settings.model_record_cache_seconds)
         self._batchers: dict[str, tuple[LoadedModel, MicroBatcher]] = {}
+        self._routes: dict[tuple[str, str, str | None], Route] = {}  # (tenant, name, selector) -> what answers
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -58,8 +67,12 @@ class ServingRuntime:
     # -- which weights answer ----------------------------------------------------------------------
 
     async def servable(self, tenant_id: str, ref: str, *, latest: bool = False) -> Servable:
-        """A model of the tenant's; with ``latest``, ``ref`` may also be a training job's id, and a
-        job without a model yet answers from its newest checkpoint, even while it runs."""
+        """A model of the tenant's: by id, or a registered name (``name``, ``name@3``,
+        ``name@production``); with ``latest``, ``ref`` may also be a training job's id, and a job
+        without a model yet answers from its newest checkpoint, even while it runs."""
+        if not ref.startswith(ID_PREFIXES):
+            name, _, selector = ref.partition("@")
+            return (await self.routed(tenant_id, name, selector or None)).servable
         key = (tenant_id, ref, latest)
         servable = self._servables.get(key)
         if servable is None:
@@ -80,6 +93,74 @@ class ServingRuntime:
                 raise NotFound(f"no model or training job {ref!r}")
             return servable_checkpoint(self.cache.store, job)
 
+    # -- registered names: routes, moved without downtime -----------------------------------------
+
+    async def routed(self, tenant_id: str, name: str, selector: str | None) -> Target:
+        key = (tenant_id, name, selector)
+        route = self._routes.get(key)
+        if route is None:
+            resolution = await to_thread.run_sync(self._resolve, key)
+            route = self._routes.setdefault(key, await self._route_of(tenant_id, resolution))
+        route.used_at = time.time()
+        return route.answering(time.time())
+
+    def _resolve(self, key: tuple[str, str, str | None]) -> registry.Resolution:
+        tenant_id, name, selector = key
+        with read_only(self.sessions()) as session:
+            return registry.resolve(session=session, tenant_id=tenant_id, name=name, selector=selector)
+
+    async def _target(self, tenant_id: str, resolution: registry.Resolution, version: int, model_id: str) -> Target:
+        """A version's servable, loaded and warmed (the cache's load runs a warm-up pass)."""
+        servable = replace(await self.servable(tenant_id, model_id), registered=f"{resolution.name}@{version}")
+        await self.loaded(servable)
+        return Target(version, servable)
+
+    async def _route_of(self, tenant_id: str, resolution: registry.Resolution) -> Route:
+        now = time.time()
+        newest = await self._target(tenant_id, resolution, resolution.version, resolution.model_id)
+        effective = resolution.effective_at.timestamp() if resolution.effective_at else None
+        if effective is not None and now < effective and resolution.previous is not None:
+            answering = await self._target(tenant_id, resolution, *resolution.previous)
+            return Route(answering, now, newest, effective)
+        return Route(newest, now)
+
+    async def preload(self, entries: str) -> None:
+        """KILN_SERVING_PRELOAD (``tenant/name@alias``, comma-separated; a name alone: its production
+        alias, else its newest version): routed and loaded at start, so the first request pays no load."""
+        for entry in filter(None, (e.strip() for e in entries.split(","))):
+            tenant_name, _, ref = entry.rpartition("/")
+            name, _, selector = ref.partition("@")
+            try:
+                tenant_id = await to_thread.run_sync(self._tenant_id, tenant_name)
+                target = await self.routed(tenant_id, name, selector or None)
+                log.info("preloaded %s: %s (%s)", entry, target.servable.registered, target.servable.id)
+            except KilnError as exc:
+                log.warning("KILN_SERVING_PRELOAD %r not loaded: %s (expected tenant/name@alias)", entry, exc.message)
+
+    def _tenant_id(self, name: str) -> str:
+        with read_only(self.sessions()) as session:
+            return tenants.get_tenant(session=session, name=name).id
+
+    async def poll_routes(self) -> None:
+        """Forever: every KILN_ALIAS_POLL_SECONDS, each route read again; a version it will move to
+        is loaded and warmed now, and answers from the move's moment."""
+        while True:
+            await anyio.sleep(self.settings.alias_poll_seconds)
+            for key, route in list(self._routes.items()):
+                if time.time() - route.used_at > IDLE_ROUTE_SECONDS:
+                    del self._routes[key]
+                    continue
+                try:
+                    resolution = await to_thread.run_sync(self._resolve, key)
+                    if not route.aims_at(resolution.version):
+                        pending = await self._target(key[0], resolution, resolution.version, resolution.model_id)
+                        route.pending = pending
+                        route.effective_at = resolution.effective_at.timestamp() if resolution.effective_at else time.time()
+                except NotFound:
+                    self._routes.pop(key, None)  # the name, version or alias is gone: the next request says so
+                except Exception:  # noqa: BLE001 - a database that is away: keep serving what is loaded, try again
+                    log.warning("could not refresh the route of %s", key[1:], exc_info=True)
+
     def forget(self, tenant_id: str, ref: str) -> None:
         """Drops what this process remembers of ``ref`` (new serving options, a rotated checkpoint)."""
         for latest in (False, True):
@@ -91,8 +172,8 @@ class ServingRuntime:
 
     # -- predict -------------------------------------------------------------------------------------
 
-    async def predict(self, tenant_id: str, ref: str, *, latest: bool, read_samples: ReadSamples, top_k: int | None) -> tuple[str, bytes]:
-        """The id of the weights that answered, and the JSON answer for the request's samples."""
+    async def predict(self, tenant_id: str, ref: str, *, latest: bool, read_samples: ReadSamples, top_k: int | None) -> tuple[Servable, bytes]:
+        """The weights that answered, and the JSON answer for the request's samples."""
         servable = await self.servable(tenant_id, ref, latest=latest)
         x, lengths = await read_samples(servable)
         top_k = decode.top_k(top_k, servable) if servable.task == "classify" else top_k
@@ -105,7 +186,7 @@ class ServingRuntime:
             self.forget(tenant_id, ref)
             servable = await self.servable(tenant_id, ref, latest=True)
             probs = await self._probabilities(servable, x, lengths, answer_factor=2 if top_k else 1)
-        return servable.id, encode.predictions(probs, servable.card.class_names, top_k)
+        return servable, encode.predictions(probs, servable.card.class_names, top_k)
 
     async def classify(self, servable: Servable, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
         """Each sample's class probabilities, through the model's micro-batcher: the Open Inference

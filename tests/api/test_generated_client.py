@@ -19,9 +19,13 @@ from fastapi.testclient import TestClient
 def kiln_client(client, tmp_path_factory):
     root = tmp_path_factory.mktemp("generated")
     (root / "openapi.json").write_text(client.get("/openapi.json").text)
+    # The generator knows a few content types by name; .npy is bytes, as the generator's own
+    # option for such types says (content_type_overrides).
+    (root / "config.yaml").write_text("content_type_overrides:\n  application/x-npy: application/octet-stream\n")
     bin_dir = Path(sys.executable).parent
     run = subprocess.run(
-        [bin_dir / "openapi-python-client", "generate", "--path", root / "openapi.json", "--meta", "none", "--output-path", root / "kiln_openapi"],
+        [bin_dir / "openapi-python-client", "generate", "--path", root / "openapi.json", "--meta", "none", "--output-path", root / "kiln_openapi",
+         "--config", root / "config.yaml"],
         capture_output=True, text=True, timeout=120, env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
     )
     assert run.returncode == 0, run.stdout + run.stderr

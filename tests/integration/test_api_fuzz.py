@@ -60,6 +60,9 @@ def prepare(stack: Stack) -> dict[str, str]:
     assert wait_for(client, doomed_inference["id"], {"succeeded"}, timeout=120, resource="inference-jobs")
     hook = client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/kiln", "events": ["job.succeeded"]}).json()
     doomed_hook = client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/doomed", "events": ["job.failed"]}).json()
+    client.post("/v1/registry", json={"name": "fuzzed"}).raise_for_status()  # a registered name with a version and an alias
+    client.post("/v1/registry/fuzzed/versions", json={"model_id": job["model_id"]}).raise_for_status()
+    client.put("/v1/registry/fuzzed/aliases/production", json={"version": 1}).raise_for_status()
     stack.processes.remove(worker)
     os.killpg(worker.pid, 15)
     worker.wait(30)

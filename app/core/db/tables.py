@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -306,6 +307,62 @@ class TrainedModel(Base):
     # Micro-batching overrides for this model ({"max_batch_size", "max_delay_ms"}); null: the settings' defaults.
     serving: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RegisteredModel(Base):
+    """A name a tenant serves under (``digits``), whose versions each point at a trained model and
+    whose aliases (``production``) point at a version."""
+
+    __tablename__ = "registered_models"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),
+                      Index("ix_registered_models_tenant_created", "tenant_id", "created_at", "id"))
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ModelVersion(Base):
+    """Version N of a registered model: one trained model, for as long as the version exists (the
+    model cannot be deleted under it)."""
+
+    __tablename__ = "model_versions"
+
+    registered_model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ModelAlias(Base):
+    """An alias and the version it points at. A move takes effect at ``effective_at``, a moment
+    every API process sees coming (they poll) so each loads and warms the new version before it;
+    until then the alias answers from ``previous_version``."""
+
+    __tablename__ = "model_aliases"
+
+    registered_model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    previous_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AliasMove(Base):
+    """Each move of an alias: which version, from when, by which key (a rollback is a move back)."""
+
+    __tablename__ = "alias_moves"
+    __table_args__ = (Index("ix_alias_moves_alias", "registered_model_id", "alias", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    registered_model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    previous_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    moved_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    key_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class Dataset(Base):

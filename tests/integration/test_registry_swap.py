@@ -1,0 +1,94 @@
+"""Swapping a registered model without downtime, for real: a ``kiln api --workers 2`` (two API
+processes) under 64 connections of predict load by name@production, while the alias moves between
+two versions ten times. Nothing fails, and every answer's Kiln-Model-Version names a version the
+alias pointed at at some moment of that request (the history's effective_at times say when)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+
+import httpx
+import pytest
+from sklearn.datasets import load_digits
+
+from tests.integration.conftest import DISTRIBUTED, make_stack, wait_for
+
+pytestmark = pytest.mark.integration
+JOB = {"model": {"architecture": "mlp", "params": {"hidden_sizes": [32]}}, "data": {"dataset": "builtin:digits"}, "training": {"epochs": 2}}
+SAMPLE = {"inputs": load_digits().images[:1].tolist()}
+SWITCH, POLL, MOVES, CONNECTIONS = 1.0, 0.25, 10, 64
+
+
+@pytest.fixture(params=["embedded", DISTRIBUTED])
+def stack(request, tmp_path_factory):
+    s = make_stack(request, tmp_path_factory, request.param)
+    s.env |= {"KILN_ALIAS_SWITCH_SECONDS": str(SWITCH), "KILN_ALIAS_POLL_SECONDS": str(POLL), "KILN_RATE_LIMIT_PREDICT": ""}
+    s.start_api("--workers", "2")
+    s.start_worker()
+    yield s
+    s.stop()
+
+
+async def load(base_url: str, auth: dict[str, str], stop: asyncio.Event) -> list[tuple[float, float, int, str | None]]:
+    """(start, end, status, Kiln-Model-Version) of every request of CONNECTIONS clients until ``stop``."""
+    answers: list[tuple[float, float, int, str | None]] = []
+
+    async def connection(client: httpx.AsyncClient) -> None:
+        while not stop.is_set():
+            start = time.time()
+            try:
+                r = await client.post("/v1/models/digits@production/predict", json=SAMPLE)
+                answers.append((start, time.time(), r.status_code, r.headers.get("kiln-model-version")))
+            except httpx.HTTPError as exc:
+                answers.append((start, time.time(), 0, repr(exc)))
+
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    async with httpx.AsyncClient(base_url=base_url, headers=auth, limits=limits, timeout=30) as client:
+        await asyncio.gather(*(connection(client) for _ in range(CONNECTIONS)))
+    return answers
+
+
+def test_moving_an_alias_ten_times_under_load_fails_nothing(stack):
+    client = stack.new_tenant()
+    models = []
+    for seed in (1, 2):
+        job = wait_for(client, client.post("/v1/jobs", json={**JOB, "seed": seed}).json()["id"], {"succeeded", "failed", "cancelled"})
+        assert job["state"] == "succeeded", stack.read_logs()
+        models.append(job["model_id"])
+    client.post("/v1/registry", json={"name": "digits"}).raise_for_status()
+    for model_id in models:
+        client.post("/v1/registry/digits/versions", json={"model_id": model_id}).raise_for_status()
+    client.put("/v1/registry/digits/aliases/production", json={"version": 1}).raise_for_status()
+
+    async def run() -> list[tuple[float, float, int, str | None]]:
+        stop = asyncio.Event()
+        traffic = asyncio.create_task(load(stack.base_url, {"Authorization": client.headers["Authorization"]}, stop))
+        await asyncio.sleep(2)
+        for move in range(MOVES):
+            await asyncio.to_thread(lambda v=2 - move % 2: client.put("/v1/registry/digits/aliases/production", json={"version": v}).raise_for_status())
+            await asyncio.sleep(SWITCH + 0.5)
+        stop.set()
+        return await traffic
+
+    answers = asyncio.run(run())
+    failed = [a for a in answers if a[2] != 200]
+    assert not failed, (failed[:5], stack.read_logs())
+    # Where the alias pointed, and from when: each move's effective_at, oldest first.
+    moves = client.get("/v1/registry/digits/aliases/production/history").json()[::-1]
+    assert len(moves) == MOVES + 1
+    spans = [(datetime.fromisoformat(m["effective_at"]).timestamp(), f"digits@{m['version']}") for m in moves]
+
+    def pointed_at(start: float, end: float) -> set[str]:
+        names = set()
+        for i, (since, name) in enumerate(spans):
+            until = spans[i + 1][0] if i + 1 < len(spans) else float("inf")
+            if since <= end and until >= start:
+                names.add(name)
+        return names
+
+    wrong = [a for a in answers if a[3] not in pointed_at(a[0], a[1])]
+    assert not wrong, wrong[:5]
+    seen = {a[3] for a in answers}
+    assert seen == {"digits@1", "digits@2"} and len(answers) > 500, (seen, len(answers))
