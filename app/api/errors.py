@@ -67,8 +67,8 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return documented
 
 
-def error_response(exc: KilnError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code, headers={**(headers or {}), **(exc.headers or {})})
+def error_response(exc: KilnError, headers: dict[str, str] | None = None, *, path: str = "") -> JSONResponse:
+    return JSONResponse(body_for(path, exc.code, exc.message, exc.details), exc.status_code, headers={**(headers or {}), **(exc.headers or {})})
 
 
 def allowed_methods(request: Request) -> list[str]:

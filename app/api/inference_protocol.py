@@ -131,21 +131,23 @@ INFER_BODY = {"requestBody": {"required": True, "content": {
 
 @router.post("/models/{name}/infer", operation_id="oipInfer", openapi_extra=INFER_BODY, responses=PROTOCOL_ERRORS)
 async def infer(name: str, request: Request, caller: PredictCaller, runtime: RuntimeDep):
-    return await _infer(request, runtime, caller.tenant_id, name, None)
+    return await infer_response(request, runtime, caller.tenant_id, name, None)
 
 
 @router.post("/models/{name}/versions/{version}/infer", operation_id="oipVersionInfer", openapi_extra=INFER_BODY, responses=PROTOCOL_ERRORS)
 async def version_infer(name: str, version: str, request: Request, caller: PredictCaller, runtime: RuntimeDep):
-    return await _infer(request, runtime, caller.tenant_id, name, version)
+    return await infer_response(request, runtime, caller.tenant_id, name, version)
 
 
-async def _infer(request: Request, runtime: ServingRuntime, tenant_id: str, name: str, version: str | None) -> Response:
+async def infer_response(request: Request, runtime: ServingRuntime, tenant_id: str, name: str, version: str | None,
+                         headers: dict[str, str] | None = None) -> Response:
+    """Infer's answer, for the route and for the fast lane in front of it (app.api.fast_lane)."""
     servable = await _servable(runtime, tenant_id, name, version)
     asked = protocol.read_request(await request.body(), request.headers.get(protocol.HEADER_LENGTH))
     x, lengths = protocol.samples(asked, servable, runtime.limits)
     probs = await runtime.classify(servable, x, lengths)
     body, header_length = protocol.answer(name, version_of(servable), asked, probs, servable.card.class_names)
-    headers = answered_headers(servable)
+    headers = {**answered_headers(servable), **(headers or {})}
     if header_length is None:
         return Response(body, media_type="application/json", headers=headers)
     return Response(body, media_type="application/octet-stream", headers={**headers, protocol.HEADER_LENGTH: str(header_length)})

@@ -29,8 +29,8 @@ from app.api import (
 )
 from app.api.broker import Broker
 from app.api.errors import install_error_handlers
+from app.api.fast_lane import PredictFastLane
 from app.api.middleware import BodySizeLimit, EmptyQueryAsAbsent, FormAsJson, RateLimitHeaders
-from app.api.predict import PredictFastLane
 from app.api.ratelimit import RateLimiter
 from app.core.artifacts.configured import open_store
 from app.core.db.engine import session_factory

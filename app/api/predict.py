@@ -1,17 +1,10 @@
-"""Predict's HTTP side, shared by the FastAPI route and the fast lane in front of it: read the
-request (JSON or multipart images) through ``app.serving.decode``, answer through the runtime.
-
-The fast lane takes ``POST /v1/models/{id}/predict`` before FastAPI's router and dependency
-machinery, which cost more per request than parsing, batching and the forward pass together
-(measured by bench/predict_load.py). It runs inside the app's own middleware (body size limit,
-form-as-JSON, the 500 handler) and gives the same answers and errors as the route, which stays for
-the OpenAPI schema and for the paths the lane leaves to it.
-"""
+"""Predict's HTTP side, shared by the FastAPI route and the fast lane in front of it
+(app.api.fast_lane): read the request (JSON, .npy or multipart images) through
+``app.serving.decode``, answer through the runtime."""
 
 from __future__ import annotations
 
 import re
-from time import perf_counter
 from urllib.parse import parse_qsl
 
 import numpy as np
@@ -19,11 +12,8 @@ from anyio import to_thread
 from fastapi import Request
 from fastapi.responses import Response
 
-from app.api.deps import authenticate_request
-from app.api.errors import error_response
-from app.api.prometheus import PredictMeter
-from app.core.errors import InvalidInput, KilnError, detail
-from app.serving import decode, telemetry
+from app.core.errors import InvalidInput, detail
+from app.serving import decode
 from app.serving.loading import Servable
 from app.serving.runtime import ServingRuntime
 
@@ -93,47 +83,3 @@ def top_k_of(raw: str | None) -> int | None:
         raise InvalidInput(f"invalid request: query.top_k: must be an integer from 1 to {MAX_TOP_K}",
                            [detail(["query", "top_k"], f"must be an integer from 1 to {MAX_TOP_K}")])
     return value
-
-
-class PredictFastLane:
-    """JSON predict requests, answered without FastAPI's routing; everything else passes through."""
-
-    def __init__(self, app, metered: bool = True):
-        self.app, self.metered = app, metered  # metered: predict's count and latency for /metrics (both lanes)
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "POST":
-            match = PREDICT_PATH.match(scope["path"])
-            if match and _multipart(scope):  # images: through the router
-                if not self.metered:
-                    return await self.app(scope, receive, send)
-                meter = PredictMeter(match.group(1), send)
-                try:
-                    return await self.app(scope, receive, meter.send)
-                finally:
-                    meter.done()
-            if match:
-                return await self._predict(scope, receive, send, match)
-        await self.app(scope, receive, send)
-
-    async def _predict(self, scope, receive, send, match):
-        started = perf_counter()
-        request = Request(scope, receive)
-        limited: dict[str, str] = {}
-        try:
-            caller = await authenticate_request(request)
-            caller.require("predict", f"POST {scope['path']}")
-            limited = await request.app.state.rate_limiter.hit("predict", caller.key_id)
-            top_k, checkpoint = query_of(scope["query_string"])
-            response = await predict_response(request, request.app.state.serving, caller.tenant_id, match.group(1), top_k, checkpoint, limited)
-        except KilnError as exc:
-            response = error_response(exc, limited)
-        try:
-            await response(scope, receive, send)
-        finally:
-            if self.metered:
-                telemetry.predict_request(match.group(1), response.status_code, perf_counter() - started)
-
-
-def _multipart(scope) -> bool:
-    return any(name == b"content-type" and value.startswith(b"multipart/") for name, value in scope["headers"])
