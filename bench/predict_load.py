@@ -3,7 +3,11 @@ single-sample requests from 64 connections, batching off (KILN_PREDICT_MAX_BATCH
 the same run; then the model alone (no HTTP) at the same batch size, which is this machine's
 limit; then TorchServe tuned (../shared/peers/torchserve) with the same body and load.
 
-    python bench/predict_load.py [--duration 15] [--api-workers 2] [--no-peer] [--limit-pairs 2] [--redis-limits URL] [--metrics-pairs 2]
+    python bench/predict_load.py [--duration 15] [--api-workers 2] [--no-peer] [--limit-pairs 2] [--redis-limits URL] [--metrics-pairs 2] [--lane-runs 1]
+
+Then the three lanes to the same prediction, batching on, --lane-runs rounds: /v1 JSON, /v1 .npy
+(application/x-npy) and the inference protocol's /v2 infer with binary tensors, each with the API
+processes' CPU microseconds per request (psutil, over the wrk run), beside TorchServe tuned.
 
 Rate limits on against off (batching on, alternated pairs): the limit is set far above the load,
 so the ratio is what counting each request costs. Prometheus metrics on against off, the same way
@@ -17,6 +21,7 @@ accuracy beside the one the training job reported.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -25,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +51,12 @@ LENET_JOB = {
 }
 
 
-def wrk(url: str, key: str, body: Path, seconds: int, connections: int, workdir: Path) -> dict:
+def wrk(url: str, key: str, body: Path, seconds: int, connections: int, workdir: Path, headers: dict[str, str] | None = None) -> dict:
     script = workdir / "post.lua"
+    sent = {"Content-Type": "application/json", "Authorization": f"Bearer {key}", **(headers or {})}
     script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-        f'local f = io.open("{body}", "r")\nwrk.body = f:read("*a")\nf:close()\n'
+        'wrk.method = "POST"\n' + "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in sent.items())
+        + f'local f = io.open("{body}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
     )
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, check=True).stdout
@@ -64,6 +70,7 @@ def wrk(url: str, key: str, body: Path, seconds: int, connections: int, workdir:
     non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "rps": float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1)),
         "p50": ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)),
         "p99": ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1)),
@@ -76,14 +83,68 @@ def wrk(url: str, key: str, body: Path, seconds: int, connections: int, workdir:
 LIMIT_ON = "10000000/second"
 
 
-def serve_and_load(stack: Stack, key: str, model_id: str, body: Path, args, *, max_batch: int, env: dict[str, str]) -> dict:
-    """Starts `kiln api --workers N` with the batch limit and ``env``, warms it, loads it with wrk, stops it."""
+@dataclass(frozen=True)
+class Lane:
+    """One way to ask for the same prediction: its path, body file and headers."""
+
+    path: str  # {model} is the model id
+    body: str  # a file name in the run's folder
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+LANES = {
+    "v1 json": Lane("/v1/models/{model}/predict", "body.json"),
+    "v1 npy": Lane("/v1/models/{model}/predict", "body.npy", (("Content-Type", "application/x-npy"),)),
+    "v2 binary": Lane("/v2/models/{model}/infer", "body.v2", (("Content-Type", "application/octet-stream"),)),  # + the header length
+}
+
+
+def lane_bodies(folder: Path, image: np.ndarray) -> dict[str, dict[str, str]]:
+    """Writes each lane's body for one 28x28 sample; the extra headers each needs."""
+    (folder / "body.json").write_text(json.dumps({"inputs": [image.tolist()]}))
+    npy = io.BytesIO()
+    np.save(npy, image[None].astype(np.uint8))
+    (folder / "body.npy").write_bytes(npy.getvalue())
+    sample = image[None].astype(np.float32)
+    header = json.dumps({"inputs": [{"name": "samples", "datatype": "FP32", "shape": list(sample.shape),
+                                     "parameters": {"binary_data_size": sample.nbytes}}],
+                         "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}},
+                                     {"name": "predictions", "parameters": {"binary_data": True}}]}).encode()
+    (folder / "body.v2").write_bytes(header + sample.tobytes())
+    return {"v1 json": {}, "v1 npy": {}, "v2 binary": {"Inference-Header-Content-Length": str(len(header))}}
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (the API's workers)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def serve_and_load(stack: Stack, key: str, model_id: str, body: Path, args, *, max_batch: int, env: dict[str, str],
+                   lane: str = "v1 json", extra: dict[str, str] | None = None) -> dict:
+    """Starts `kiln api --workers N` with the batch limit and ``env``, warms it, loads it with wrk
+    through ``lane``, stops it; with the API's CPU microseconds per request."""
     stack.env.update({"KILN_PREDICT_MAX_BATCH": str(max_batch), **env})
     api = stack.start_api("--workers", str(args.api_workers))
     try:
-        url = f"{stack.base_url}/v1/models/{model_id}/predict"
-        wrk(url, key, body, 3, args.connections, stack.data_dir)  # every process loads the model and warms up
-        return wrk(url, key, body, args.duration, args.connections, stack.data_dir)
+        chosen = LANES[lane]
+        url = stack.base_url + chosen.path.format(model=model_id)
+        headers = {**dict(chosen.headers), **(extra or {})}
+        lane_body = body.parent / chosen.body
+        wrk(url, key, lane_body, 3, args.connections, stack.data_dir, headers)  # every process loads the model and warms up
+        cpu = process_cpu_seconds(api.pid)
+        result = wrk(url, key, lane_body, args.duration, args.connections, stack.data_dir, headers)
+        result["cpu_us"] = (process_cpu_seconds(api.pid) - cpu) / max(1, result["requests"]) * 1e6
+        return result
     finally:
         stack.processes.remove(api)
         os.killpg(api.pid, signal.SIGTERM)
@@ -124,6 +185,7 @@ def main() -> None:
     parser.add_argument("--limit-pairs", type=int, default=2, help="rate limits off/on runs, alternated")
     parser.add_argument("--redis-limits", metavar="URL", help="also count in this Redis (async+redis://127.0.0.1:6379/0)")
     parser.add_argument("--metrics-pairs", type=int, default=2, help="Prometheus metrics off/on runs, alternated")
+    parser.add_argument("--lane-runs", type=int, default=1, help="rounds of the three lanes (v1 JSON, v1 .npy, v2 binary), batching on")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,13 +209,14 @@ def main() -> None:
 
             image = read_idx(args.mnist_dir / "t10k-images-idx3-ubyte.gz")[0]
             body = Path(tmp) / "body.json"
-            body.write_text(json.dumps({"inputs": [image.tolist()]}))
+            lane_headers = lane_bodies(Path(tmp), image)
 
             results: dict[str, dict] = {}
             # Every run sets both variables: a run must not inherit the one before it's store.
             limits_on = {"KILN_RATE_LIMIT_PREDICT": LIMIT_ON, "KILN_RATE_LIMIT_STORAGE_URL": "", "KILN_METRICS_ENABLED": "true"}
             limits_off = {**limits_on, "KILN_RATE_LIMIT_PREDICT": ""}
             runs = [("kiln, batching off", 1, limits_on), ("kiln, batching on", 32, limits_on)]
+            lane_runs = [(f"kiln {lane}", lane) for lane in LANES] * args.lane_runs
             for i in range(args.limit_pairs):  # alternated, so drift in the machine falls on both sides
                 runs += [(f"kiln, limits off #{i + 1}", 32, limits_off), (f"kiln, limits on #{i + 1}", 32, limits_on)]
                 if args.redis_limits:
@@ -163,6 +226,11 @@ def main() -> None:
                          (f"kiln, metrics on #{i + 1}", 32, limits_on)]
             for label, max_batch, env in runs:
                 results[label] = serve_and_load(stack, key, model_id, body, args, max_batch=max_batch, env=env)
+                time.sleep(2)
+            lanes: dict[str, list[dict]] = {}
+            for label, lane in lane_runs:  # each lane once a round, the rounds in turn: drift falls on all
+                lanes.setdefault(label, []).append(serve_and_load(stack, key, model_id, body, args, max_batch=32, env=limits_on,
+                                                                  lane=lane, extra=lane_headers[lane]))
                 time.sleep(2)
             forward_1 = model_only(stack, model_id, image, 1)
             forward_32 = model_only(stack, model_id, image, 32)
@@ -177,6 +245,14 @@ def main() -> None:
         print(f"{label:28s} {r['rps']:8.0f} {r['p50']:8.1f} {r['p99']:8.1f} {r['non2xx']:8d} {r['socket_errors']}")
     if peer:
         print(f"{'torchserve tuned':28s} {peer['rps']:8.0f} {peer['p50']:8.1f} {peer['p99']:8.1f} {peer['non2xx']:8d}")
+    for label, rounds in lanes.items():
+        for i, r in enumerate(rounds):
+            print(f"{label + f' #{i + 1}':28s} {r['rps']:8.0f} {r['p50']:8.1f} {r['p99']:8.1f} {r['non2xx']:8d} "
+                  f"{r['cpu_us']:8.0f} us CPU/request {r['socket_errors']}")
+    if peer:
+        for label, rounds in lanes.items():
+            print(f"{label} / torchserve tuned: " + ", ".join(f"{r['rps'] / peer['rps']:.2f}x req/s (p99 {r['p99']:.1f} vs {peer['p99']:.1f} ms)"
+                                                               for r in rounds))
     on, off = results["kiln, batching on"], results["kiln, batching off"]
     print(f"\nbatching on / off: {on['rps'] / off['rps']:.2f}x requests/s")
     for i in range(args.limit_pairs):

@@ -149,6 +149,9 @@ def test_a_job_submitted_through_the_form_is_watched_to_success_and_drawn_a_poin
     row = WebDriverWait(browser, 120).until(lambda d: d.find_element(By.CSS_SELECTOR, f"tr[data-job='{job_id}'][data-state='succeeded']"))
     assert row.find_element(By.CSS_SELECTOR, "[role=progressbar]").get_attribute("aria-valuenow") == "100"
     assert marker and browser.execute_script("return window.notReloaded") is True
+    # The row followed the job's own event stream, not only the page's re-reads.
+    streamed = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any(f"/v1/jobs/{job_id}/events" in url for url in streamed), streamed[-10:]
     snap(browser, shots, "jobs")
 
     visit(browser, f"#/jobs/{job_id}", (By.CSS_SELECTOR, "[data-chart='loss'] path[data-series='val_loss']"))

@@ -1,11 +1,13 @@
-// Jobs: newest first, a page at a time, filtered by state and label, refreshed while any job on
-// the page is queued or running; cancel from the row; tick jobs to compare them.
+// Jobs: newest first, a page at a time, filtered by state and label; the rows of queued and
+// running jobs follow each job's event stream (progress, state, metrics) as it happens, and the page
+// is read again every few seconds for new jobs; cancel from the row; tick jobs to compare them.
 
-import { get, post } from "../api.js";
+import { followEvents, get, post } from "../api.js";
 import { badge, clear, duration, errorBox, h, number, progressBar, when } from "../dom.js";
 
 const STATES = ["", "queued", "running", "succeeded", "failed", "cancelled"];
 const PAGE = 50;
+const STREAMS = 8;  // live rows at once (a tenant may hold KILN_MAX_STREAMS_PER_TENANT streams per API process)
 
 export function elapsed(job) {
   if (!job.started_at) return null;
@@ -41,6 +43,26 @@ export async function jobsPage(query, { signal, main }) {
     h("div", { class: "pager" }, newer, older));
 
   let page = 0, timer = null;
+  const streams = new Map();  // job id -> its stream's AbortController
+
+  // A live row: what the job's stream says lands in its cells (the row may have been redrawn since).
+  function follow(jobId) {
+    const controller = new AbortController();
+    streams.set(jobId, controller);
+    signal.addEventListener("abort", () => controller.abort());
+    const cell = (name) => body.querySelector(`tr[data-job="${jobId}"] td.${name}`);
+    followEvents(jobId, (kind, data) => {
+      if (kind === "progress" && cell("progress")) {
+        clear(cell("progress"), progressBar(data.total_steps ? data.step / data.total_steps : 0, data.eta_seconds));
+      } else if (kind === "metric") {
+        for (const point of data.points) if (cell(point.name)) cell(point.name).textContent = number(point.value);
+      } else if ((kind === "state" || kind === "end") && cell("state")) {
+        cell("state").parentElement.dataset.state = data.state;
+        clear(cell("state"), badge(data.state));
+      }
+      if (kind === "end") { streams.delete(jobId); load(page); }  // its final metrics, duration, bar
+    }, controller.signal).finally(() => streams.delete(jobId));
+  }
 
   function row(job) {
     const spec = job.spec || {};
@@ -60,10 +82,10 @@ export async function jobsPage(query, { signal, main }) {
       h("td", {}, h("a", { href: `#/jobs/${job.id}`, class: "job-name" }, job.name)),
       h("td", {}, spec.model ? spec.model.architecture : ""),
       h("td", {}, spec.data ? spec.data.dataset : ""),
-      h("td", {}, badge(job.state)),
-      h("td", {}, progressBar(job.progress.fraction, job.state === "running" ? job.progress.eta_seconds : null)),
-      h("td", { class: "num" }, number(job.metrics.val_accuracy)),
-      h("td", { class: "num" }, number(job.metrics.train_loss)),
+      h("td", { class: "state" }, badge(job.state)),
+      h("td", { class: "progress" }, progressBar(job.progress.fraction, job.state === "running" ? job.progress.eta_seconds : null)),
+      h("td", { class: "num val_accuracy" }, number(job.metrics.val_accuracy)),
+      h("td", { class: "num train_loss" }, number(job.metrics.train_loss)),
       h("td", {}, when(job.created_at)),
       h("td", { class: "num" }, duration(elapsed(job))),
       h("td", {}, cancel));
@@ -81,8 +103,11 @@ export async function jobsPage(query, { signal, main }) {
       older.disabled = !answer.next_cursor;
       newer.disabled = page === 0;
       clear(status);
-      const live = answer.items.some((job) => job.state === "queued" || job.state === "running");
-      if (!signal.aborted) timer = setTimeout(() => load(page), live ? 1000 : 5000);
+      const active = answer.items.filter((job) => job.state === "queued" || job.state === "running").map((job) => job.id);
+      for (const [jobId, controller] of streams) if (!active.includes(jobId)) { controller.abort(); streams.delete(jobId); }
+      for (const jobId of active) if (!streams.has(jobId) && streams.size < STREAMS) follow(jobId);
+      // Every live row has its stream: read the page again only for new jobs; else more often.
+      if (!signal.aborted) timer = setTimeout(() => load(page), active.every((id) => streams.has(id)) ? 5000 : 1000);
     } catch (error) {
       if (!signal.aborted) { clear(status, errorBox(error)); timer = setTimeout(() => load(page), 5000); }
     }
