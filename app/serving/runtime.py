@@ -156,6 +156,10 @@ class ServingRuntime:
                         pending = await self._target(key[0], resolution, resolution.version, resolution.model_id)
                         route.pending = pending
                         route.effective_at = resolution.effective_at.timestamp() if resolution.effective_at else time.time()
+                        late = time.time() - route.effective_at
+                        if resolution.previous is not None and late > 0:  # a move's promise is to warm before traffic moves
+                            log.warning("alias %s@%s: the move to version %d was seen %.2f s after it took effect; "
+                                        "raise KILN_ALIAS_SWITCH_SECONDS", key[1], key[2] or "", resolution.version, late)
                 except NotFound:
                     self._routes.pop(key, None)  # the name, version or alias is gone: the next request says so
                 except Exception:  # noqa: BLE001 - a database that is away: keep serving what is loaded, try again

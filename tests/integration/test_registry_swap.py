@@ -18,7 +18,9 @@ from tests.integration.conftest import DISTRIBUTED, make_stack, wait_for
 pytestmark = pytest.mark.integration
 JOB = {"model": {"architecture": "mlp", "params": {"hidden_sizes": [32]}}, "data": {"dataset": "builtin:digits"}, "training": {"epochs": 2}}
 SAMPLE = {"inputs": load_digits().images[:1].tolist()}
-SWITCH, POLL, MOVES, CONNECTIONS = 1.0, 0.25, 10, 64
+# The switch delay is the default's: it must cover how late a loaded process may see a move (an
+# event loop busy with 64 connections on 2 cores; with 1 s a process at times saw one too late).
+SWITCH, POLL, MOVES, CONNECTIONS = 2.0, 0.25, 10, 64
 
 
 @pytest.fixture(params=["embedded", DISTRIBUTED])
@@ -31,18 +33,25 @@ def stack(request, tmp_path_factory):
     s.stop()
 
 
-async def load(base_url: str, auth: dict[str, str], stop: asyncio.Event) -> list[tuple[float, float, int, str | None]]:
-    """(start, end, status, Kiln-Model-Version) of every request of CONNECTIONS clients until ``stop``."""
-    answers: list[tuple[float, float, int, str | None]] = []
+Answer = tuple[float, float, int, str | None, float]  # wall start, wall end, status, version, wall-clock step during it
+
+
+async def load(base_url: str, auth: dict[str, str], stop: asyncio.Event) -> list[Answer]:
+    """Every request of CONNECTIONS clients until ``stop``: its wall-clock start and end (the clock
+    effective_at is in), status, Kiln-Model-Version, and how far the wall clock stepped during it
+    (wall time elapsed minus monotonic time elapsed: this machine's clock is stepped now and then)."""
+    answers: list[Answer] = []
 
     async def connection(client: httpx.AsyncClient) -> None:
         while not stop.is_set():
-            start = time.time()
+            start, mono = time.time(), time.monotonic()
             try:
                 r = await client.post("/v1/models/digits@production/predict", json=SAMPLE)
-                answers.append((start, time.time(), r.status_code, r.headers.get("kiln-model-version")))
+                status, version = r.status_code, r.headers.get("kiln-model-version")
             except httpx.HTTPError as exc:
-                answers.append((start, time.time(), 0, repr(exc)))
+                status, version = 0, repr(exc)
+            end = time.time()
+            answers.append((start, end, status, version, abs((end - start) - (time.monotonic() - mono))))
 
     limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
     async with httpx.AsyncClient(base_url=base_url, headers=auth, limits=limits, timeout=30) as client:
@@ -62,7 +71,7 @@ def test_moving_an_alias_ten_times_under_load_fails_nothing(stack):
         client.post("/v1/registry/digits/versions", json={"model_id": model_id}).raise_for_status()
     client.put("/v1/registry/digits/aliases/production", json={"version": 1}).raise_for_status()
 
-    async def run() -> list[tuple[float, float, int, str | None]]:
+    async def run() -> list[Answer]:
         stop = asyncio.Event()
         traffic = asyncio.create_task(load(stack.base_url, {"Authorization": client.headers["Authorization"]}, stop))
         await asyncio.sleep(2)
@@ -73,6 +82,11 @@ def test_moving_an_alias_ten_times_under_load_fails_nothing(stack):
         return await traffic
 
     answers = asyncio.run(run())
+    # Where the wall clock was stepped during a request, "during" has no meaning in wall time: those
+    # requests (a handful at a step, if any) are left out of the version check, and counted.
+    stepped = [a for a in answers if a[4] > 0.05]
+    assert len(stepped) < len(answers) / 100, f"{len(stepped)} of {len(answers)} requests saw the wall clock step"
+    answers = [a for a in answers if a[4] <= 0.05]
     failed = [a for a in answers if a[2] != 200]
     assert not failed, (failed[:5], stack.read_logs())
     # Where the alias pointed, and from when: each move's effective_at, oldest first.
@@ -88,7 +102,7 @@ def test_moving_an_alias_ten_times_under_load_fails_nothing(stack):
                 names.add(name)
         return names
 
-    wrong = [a for a in answers if a[3] not in pointed_at(a[0], a[1])]
-    assert not wrong, wrong[:5]
+    wrong = [a for a in answers if a[3] not in pointed_at(a[0], a[1])]  # every answer, checked
+    assert not wrong, (wrong[:5], spans)
     seen = {a[3] for a in answers}
     assert seen == {"digits@1", "digits@2"} and len(answers) > 500, (seen, len(answers))
