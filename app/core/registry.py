@@ -39,6 +39,7 @@ class Resolution:
     model_id: str
     effective_at: datetime | None = None
     previous: tuple[int, str] | None = None  # (version, model_id) answering until effective_at
+    versions: tuple[tuple[int, str], ...] = ()  # every (version, model_id) of the name: what a move could go to
 
 
 def check_name(name: str) -> None:
@@ -142,9 +143,10 @@ def history(*, session: Session, tenant_id: str, name: str, alias: str, limit: i
 def resolve(*, session: Session, tenant_id: str, name: str, selector: str | None) -> Resolution:
     """``name`` (its production alias, else its newest version), ``name@3`` or ``name@alias``."""
     registered = get(session=session, tenant_id=tenant_id, name=name)
+    every = tuple((v.version, v.model_id) for v in versions(session, registered))
     if selector is not None and selector.isdigit():
         row = _version(session, registered, int(selector))
-        return Resolution(name, selector, row.version, row.model_id)
+        return Resolution(name, selector, row.version, row.model_id, versions=every)
     alias = session.get(ModelAlias, (registered.id, selector or DEFAULT_ALIAS))
     if alias is None:
         if selector is not None:
@@ -153,9 +155,9 @@ def resolve(*, session: Session, tenant_id: str, name: str, selector: str | None
                                  .order_by(ModelVersion.version.desc())).first()
         if newest is None:
             raise NotFound(f"registered model {name!r} has no version yet: POST /v1/registry/{name}/versions")
-        return Resolution(name, selector, newest.version, newest.model_id)
+        return Resolution(name, selector, newest.version, newest.model_id, versions=every)
     previous = None
     if alias.previous_version is not None:
         previous = (alias.previous_version, _version(session, registered, alias.previous_version).model_id)
-    return Resolution(name, selector, alias.version, _version(session, registered, alias.version).model_id, alias.effective_at, previous)
+    return Resolution(name, selector, alias.version, _version(session, registered, alias.version).model_id, alias.effective_at, previous, every)
 

@@ -160,6 +160,11 @@ class ServingRuntime:
                         if resolution.previous is not None and late > 0:  # a move's promise is to warm before traffic moves
                             log.warning("alias %s@%s: the move to version %d was seen %.2f s after it took effect; "
                                         "raise KILN_ALIAS_SWITCH_SECONDS", key[1], key[2] or "", resolution.version, late)
+                    # Every version of a name it serves, loaded ahead: a later move is then a switch, not a load
+                    # (a load under load, from an object store, can take longer than the switch delay).
+                    for _, model_id in resolution.versions:
+                        if self.cache.cached(model_id) is None:
+                            await self.loaded(await self.servable(key[0], model_id))
                 except NotFound:
                     self._routes.pop(key, None)  # the name, version or alias is gone: the next request says so
                 except Exception:  # noqa: BLE001 - a database that is away: keep serving what is loaded, try again
