@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core import scoped, trained_models
-from app.core.db.clock import db_now
+from app.core.db.clock import db_clock_now
 from app.core.db.tables import AliasMove, ModelAlias, ModelVersion, RegisteredModel
 from app.core.errors import Conflict, InvalidInput, NotFound, detail, over_limit
 from app.core.ids import new_id
@@ -130,8 +130,9 @@ def move_alias(*, session: Session, tenant_id: str, name: str, alias: str, versi
 
 
 def db_now_value(session: Session) -> datetime:
-    """The database's clock, the one every API process compares ``effective_at`` against."""
-    return session.scalar(select(db_now()))
+    """The database's clock, the one every API process compares ``effective_at`` against, as it
+    reads now: after the lock, so that a move is never timed before what a process could have read."""
+    return session.scalar(select(db_clock_now()))
 
 
 def history(*, session: Session, tenant_id: str, name: str, alias: str, limit: int) -> list[AliasMove]:

@@ -33,7 +33,7 @@ from app.serving import decode, encode, export, forward
 from app.serving.batching import BatchPolicy, DeadlineExceeded, MicroBatcher, Overloaded
 from app.serving.cache import ModelCache
 from app.serving.loading import LoadedModel, Servable, servable_checkpoint, servable_model
-from app.serving.routes import Route, Target
+from app.serving.routes import Plan, Route, Target
 
 ID_PREFIXES = ("mdl_", "job_")  # a model's or a job's id; anything else is a registered name
 IDLE_ROUTE_SECONDS = 600.0  # a route no request used this long stops being polled
@@ -60,6 +60,8 @@ class ServingRuntime:
         self._servables: TTLCache[Servable] = TTLCache(settings.model_record_cache_seconds)
         self._batchers: dict[str, tuple[LoadedModel, MicroBatcher]] = {}
         self._routes: dict[tuple[str, str, str | None], Route] = {}  # (tenant, name, selector) -> what answers
+        # How long a read of a route is trusted (routes.py says why half the switch delay).
+        self._route_trust_seconds = settings.alias_switch_seconds / 2
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -99,30 +101,77 @@ class ServingRuntime:
         key = (tenant_id, name, selector)
         route = self._routes.get(key)
         if route is None:
+            started = time.time()
             resolution = await to_thread.run_sync(self._resolve, key)
-            route = self._routes.setdefault(key, await self._route_of(tenant_id, resolution))
-        route.used_at = time.time()
-        return route.answering(time.time())
+            route = self._routes.setdefault(key, await self._route_of(tenant_id, resolution, started))
+        elif time.time() - route.confirmed_at > self._route_trust_seconds and time.time() >= route.retry_at:
+            await self._confirm(key, route)
+        now = time.time()
+        route.used_at = now
+        return route.answering(now)
 
     def _resolve(self, key: tuple[str, str, str | None]) -> registry.Resolution:
         tenant_id, name, selector = key
         with read_only(self.sessions()) as session:
             return registry.resolve(session=session, tenant_id=tenant_id, name=name, selector=selector)
 
-    async def _target(self, tenant_id: str, resolution: registry.Resolution, version: int, model_id: str) -> Target:
+    async def _target(self, tenant_id: str, name: str, version: int, model_id: str) -> Target:
         """A version's servable, loaded and warmed (the cache's load runs a warm-up pass)."""
-        servable = replace(await self.servable(tenant_id, model_id), registered=f"{resolution.name}@{version}")
+        servable = replace(await self.servable(tenant_id, model_id), registered=f"{name}@{version}")
         await self.loaded(servable)
         return Target(version, servable)
 
-    async def _route_of(self, tenant_id: str, resolution: registry.Resolution) -> Route:
-        now = time.time()
-        newest = await self._target(tenant_id, resolution, resolution.version, resolution.model_id)
-        effective = resolution.effective_at.timestamp() if resolution.effective_at else None
-        if effective is not None and now < effective and resolution.previous is not None:
-            answering = await self._target(tenant_id, resolution, *resolution.previous)
-            return Route(answering, now, newest, effective)
-        return Route(newest, now)
+    async def _route_of(self, tenant_id: str, resolution: registry.Resolution, started: float) -> Route:
+        plan = Plan.of(resolution, time.time())
+        current = await self._target(tenant_id, resolution.name, *plan.current)
+        pending = await self._target(tenant_id, resolution.name, *plan.pending) if plan.pending else None
+        return Route(current, time.time(), started, pending, plan.effective_at)
+
+    async def _confirm(self, key: tuple[str, str, str | None], route: Route) -> None:
+        """The poller has fallen behind (an event loop or database this busy): a move it has not
+        seen could take effect before it does, so the request reads the route itself. A database
+        that is away keeps the route as it is (no move can be seen; none fails) for one poll."""
+        log.info("route of %s read by a request: its last reading began %.2f s ago", key[1:], time.time() - route.confirmed_at)
+        try:
+            await self._reread(key, route)
+        except NotFound:
+            self._routes.pop(key, None)  # the name, version or alias is gone: this request says so
+            raise
+        except Exception:  # noqa: BLE001 - answer from what is loaded rather than fail
+            route.retry_at = time.time() + self.settings.alias_poll_seconds
+            log.warning("could not read the route of %s; answering from version %d", key[1:], route.current.version, exc_info=True)
+
+    async def _reread(self, key: tuple[str, str, str | None], route: Route) -> registry.Resolution | None:
+        """Reads the route again and takes what changed: a version it will move to is loaded and
+        warmed now, and answers from the move's moment. One read at a time per route: whoever asks
+        while one runs waits for it (and gets None)."""
+        if route.reading is not None:
+            await route.reading.wait()
+            return None
+        route.reading = anyio.Event()
+        started = time.time()
+        try:
+            resolution = await to_thread.run_sync(self._resolve, key)
+            now = time.time()
+            plan = Plan.of(resolution, now)
+            if route.follows(plan, now):
+                route.confirmed_at = started
+                return resolution
+            late = now - resolution.effective_at.timestamp() if resolution.effective_at is not None else 0.0
+            if late > 0 and resolution.previous is not None and route.current.version != resolution.version:
+                # A move's promise is to warm before traffic moves: this process saw it too late to warm ahead.
+                log.warning("alias %s@%s: the move to version %d was seen %.2f s after it took effect; raise KILN_ALIAS_SWITCH_SECONDS",
+                            key[1], key[2] or "", resolution.version, late)
+            known = {t.version: t for t in (route.current, route.pending) if t is not None}
+            current = known.get(plan.current[0]) or await self._target(key[0], resolution.name, *plan.current)
+            pending = None
+            if plan.pending is not None:
+                pending = known.get(plan.pending[0]) or await self._target(key[0], resolution.name, *plan.pending)
+            route.take(current, pending, plan.effective_at, started)
+            return resolution
+        finally:
+            route.reading.set()
+            route.reading = None
 
     async def preload(self, entries: str) -> None:
         """KILN_SERVING_PRELOAD (``tenant/name@alias``, comma-separated; a name alone: its production
@@ -151,18 +200,10 @@ class ServingRuntime:
                     del self._routes[key]
                     continue
                 try:
-                    resolution = await to_thread.run_sync(self._resolve, key)
-                    if not route.aims_at(resolution.version):
-                        pending = await self._target(key[0], resolution, resolution.version, resolution.model_id)
-                        route.pending = pending
-                        route.effective_at = resolution.effective_at.timestamp() if resolution.effective_at else time.time()
-                        late = time.time() - route.effective_at
-                        if resolution.previous is not None and late > 0:  # a move's promise is to warm before traffic moves
-                            log.warning("alias %s@%s: the move to version %d was seen %.2f s after it took effect; "
-                                        "raise KILN_ALIAS_SWITCH_SECONDS", key[1], key[2] or "", resolution.version, late)
+                    resolution = await self._reread(key, route)
                     # Every version of a name it serves, loaded ahead: a later move is then a switch, not a load
                     # (a load under load, from an object store, can take longer than the switch delay).
-                    for _, model_id in resolution.versions:
+                    for _, model_id in resolution.versions if resolution is not None else ():
                         if self.cache.cached(model_id) is None:
                             await self.loaded(await self.servable(key[0], model_id))
                 except NotFound:

@@ -104,3 +104,24 @@ def test_serving_preload_loads_an_alias_at_start(client, owner, digits, two_mode
         # Loaded before the first request; an entry that names nothing is skipped with a warning, not fatal.
         assert fresh.app.state.serving.cache.cached(two_models[0]) is not None
         assert answered(fresh.post("/v1/models/digits@production/predict", json=SAMPLE, headers=owner)) == "digits@1"
+
+
+def test_a_process_whose_poller_fell_behind_reads_the_route_itself_before_answering(client, owner, digits, settings):
+    """An API process whose poller has not run since it routed the name (here: never, an hour's
+    poll) still answers from the version the alias points at: an old reading is not trusted."""
+    from fastapi.testclient import TestClient
+
+    from app.api.main import create_app
+
+    client.put("/v1/registry/digits/aliases/production", json={"version": 1}, headers=owner)
+    time.sleep(settings.alias_switch_seconds)  # the move has taken effect
+    stalled = settings.model_copy(update={"alias_poll_seconds": 3600.0})
+    with TestClient(create_app(stalled)) as behind:
+        assert answered(behind.post("/v1/models/digits@production/predict", json=SAMPLE, headers=owner)) == "digits@1"
+        assert answered(behind.post("/v2/models/digits/infer", json=V2, headers=owner)) == "digits@1"
+        moved = client.put("/v1/registry/digits/aliases/production", json={"version": 2}, headers=owner).json()
+        effective = datetime.fromisoformat(moved["effective_at"]).timestamp()
+        assert answered(behind.post("/v1/models/digits@production/predict", json=SAMPLE, headers=owner)) == "digits@1"  # not yet
+        time.sleep(max(0.0, effective - time.time()) + 0.05)
+        assert answered(behind.post("/v1/models/digits@production/predict", json=SAMPLE, headers=owner)) == "digits@2"
+        assert answered(behind.post("/v2/models/digits/infer", json=V2, headers=owner)) == "digits@2"  # the bare name's route too

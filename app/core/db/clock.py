@@ -32,3 +32,16 @@ def _sqlite(element, compiler, **kw):
     # strftime's %f gives milliseconds; SQLAlchemy stores (and compares as text) six digits.
     (seconds,) = element.clauses
     return f"(strftime('%Y-%m-%d %H:%M:%f', 'now', {compiler.process(seconds, **kw)} || ' seconds') || '000')"
+
+
+class db_clock_now(db_now):  # noqa: N801
+    """Now as the statement runs, not as its transaction began (PostgreSQL's now()): for a time
+    that must not be earlier than what the transaction read, such as an alias move's."""
+
+    inherit_cache = True
+
+
+@compiles(db_clock_now, "postgresql")
+def _postgresql_clock(element, compiler, **kw):
+    (seconds,) = element.clauses
+    return f"(clock_timestamp() + make_interval(secs => {compiler.process(seconds, **kw)}))"
