@@ -95,15 +95,17 @@ def version_of(servable: Servable) -> str:
 
 @router.get("/models/{name}", response_model=ModelMetadata, operation_id="oipModelMetadata", responses=PROTOCOL_ERRORS)
 async def model_metadata(name: str, caller: ReadCaller, runtime: RuntimeDep):
-    """Inputs and outputs with names, datatypes and shapes, from the model card."""
+    """Inputs and outputs with names, datatypes and shapes, from the model card (of the version that
+    answers), and every version that may be asked for by number."""
     servable = await _servable(runtime, caller.tenant_id, name, None)
-    return protocol.metadata(name, version_of(servable), servable)
+    versions = [VERSION] if name.startswith(ID_PREFIXES) else [str(v) for v in await runtime.registered_versions(caller.tenant_id, name)]
+    return protocol.metadata(name, versions, servable)
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelMetadata, operation_id="oipModelVersionMetadata", responses=PROTOCOL_ERRORS)
 async def model_version_metadata(name: str, version: str, caller: ReadCaller, runtime: RuntimeDep):
     servable = await _servable(runtime, caller.tenant_id, name, version)
-    return protocol.metadata(name, version_of(servable), servable)
+    return protocol.metadata(name, [version_of(servable)], servable)
 
 
 @router.get("/models/{name}/ready", operation_id="oipModelReady", responses=PROTOCOL_ERRORS)

@@ -31,12 +31,12 @@ OUTPUTS = ("probabilities", "predictions")
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
-def metadata(name: str, version: str, servable: Servable) -> dict[str, Any]:
+def metadata(name: str, versions: list[str], servable: Servable) -> dict[str, Any]:
     inputs = [{"name": "samples", "datatype": "FP32", "shape": [-1, *servable.pre.sample_shape]}]
     if servable.takes_lengths:
         inputs.append({"name": "lengths", "datatype": "INT64", "shape": [-1]})
     return {
-        "name": name, "versions": [version], "platform": "kiln_pytorch", "inputs": inputs,
+        "name": name, "versions": versions, "platform": "kiln_pytorch", "inputs": inputs,
         "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, len(servable.card.class_names)]},
                     {"name": "predictions", "datatype": "BYTES", "shape": [-1]}],
     }

@@ -110,6 +110,11 @@ class ServingRuntime:
         route.used_at = now
         return route.answering(now)
 
+    async def registered_versions(self, tenant_id: str, name: str) -> list[int]:
+        """Every version of a registered name (the protocol's model metadata lists them)."""
+        resolution = await to_thread.run_sync(self._resolve, (tenant_id, name, None))
+        return [version for version, _ in resolution.versions]
+
     def _resolve(self, key: tuple[str, str, str | None]) -> registry.Resolution:
         tenant_id, name, selector = key
         with read_only(self.sessions()) as session:

@@ -60,6 +60,7 @@ def test_a_name_answers_from_its_newest_version_until_it_has_a_production_alias(
     v2 = client.post("/v2/models/digits/infer", json=V2, headers=owner)  # no version: the production alias
     assert answered(v2) == "digits@1" and v2.json()["model_version"] == "1"
     assert client.get("/v2/models/digits/versions/2", headers=owner).json()["versions"] == ["2"]
+    assert client.get("/v2/models/digits", headers=owner).json()["versions"] == ["1", "2"]  # every version one may ask for
     assert client.get("/v2/models/digits/versions/9", headers=owner).status_code == 404
     missing = client.post("/v1/models/digits@staging/predict", json=SAMPLE, headers=owner)
     assert missing.status_code == 404 and "no alias 'staging'" in missing.json()["error"]["message"]
