@@ -240,6 +240,8 @@ def test_compare_datasets_and_models_pages_and_no_console_errors_anywhere(browse
     assert counts == {str(d): str(int((DIGITS.target[:300] == d).sum())) for d in range(10)}
     snap(browser, shots, "dataset")
     visit(browser, "#/datasets", (By.CSS_SELECTOR, "#datasets tr[data-dataset]"))
+    builtins = [el.get_attribute("data-builtin") for el in browser.find_elements(By.CSS_SELECTOR, "#datasets tr[data-builtin]")]
+    assert builtins == [b["name"] for b in api.get("/v1/datasets/builtin").json()] == ["builtin:digits", "builtin:parity?length=N"]
     snap(browser, shots, "datasets")
     visit(browser, "#/models", (By.CSS_SELECTOR, f"#models tr[data-model='{digits_model}']"))
     snap(browser, shots, "models")

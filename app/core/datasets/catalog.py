@@ -75,4 +75,21 @@ def builtin_dataset(ref: str) -> DatasetInfo | None:
     return None
 
 
-BUILTIN_NAMES = ("builtin:digits", "builtin:parity?length=N")
+@dataclass(frozen=True)
+class BuiltinChoice:
+    """A built-in as a client offers it: its name (a pattern where it takes parameters), one ref
+    that works as written, and what it is."""
+
+    name: str
+    example: str
+    kind: str
+    description: str
+
+
+BUILTINS = (
+    BuiltinChoice("builtin:digits", "builtin:digits", "image", BUILTIN_DATASETS["builtin:digits"].description),
+    BuiltinChoice("builtin:parity?length=N", "builtin:parity?length=8", "sequence",
+                  "synthetic: is the number of 1s in a bit sequence odd? N tokens at most (2-256, default 10), 4,000 samples; "
+                  "for the recurrent and attention models"),
+)
+BUILTIN_NAMES = tuple(b.name for b in BUILTINS)

@@ -7,7 +7,7 @@ import { clear, errorBox, h, number, when } from "../dom.js";
 const FORMATS = ["npz", "csv", "idx", "image-zip", "sequences"];
 
 export async function datasetsPage({ main }) {
-  const list = await get("/v1/datasets", { limit: 200 });
+  const [builtins, list] = await Promise.all([get("/v1/datasets/builtin"), get("/v1/datasets", { limit: 200 })]);
   const status = h("div", { id: "upload-status" });
   const files = h("input", { type: "file", multiple: true, id: "upload-files", "aria-label": "files" });
   const name = h("input", { type: "text", id: "upload-name", placeholder: "name" });
@@ -33,8 +33,8 @@ export async function datasetsPage({ main }) {
   clear(main, h("h1", {}, "Datasets"), form, status,
     h("table", { id: "datasets" }, h("thead", {}, h("tr", {}, ["name", "id", "kind", "samples", "test samples", "sample shape", "classes", "size", "created"].map((t) => h("th", {}, t)))),
       h("tbody", {},
-        h("tr", {}, h("td", {}, "builtin:digits"), h("td", { colspan: 8, class: "muted" }, "scikit-learn's 1,797 8×8 handwritten digits, built in")),
-        h("tr", {}, h("td", {}, "builtin:parity?length=N"), h("td", { colspan: 8, class: "muted" }, "a synthetic token-sequence task for the recurrent and attention models")),
+        builtins.map((b) => h("tr", { "data-builtin": b.name }, h("td", {}, b.name), h("td", {}, "built in"), h("td", {}, b.kind),
+          h("td", { colspan: 6, class: "muted" }, b.description))),
         list.items.map((d) => h("tr", { "data-dataset": d.id },
           h("td", {}, h("a", { href: `#/datasets/${d.id}` }, d.name)), h("td", {}, d.id), h("td", {}, d.kind), h("td", { class: "num" }, d.num_samples),
           h("td", { class: "num" }, d.num_test_samples), h("td", {}, d.sample_shape.join("×")), h("td", { class: "num" }, d.num_classes),

@@ -5,7 +5,6 @@
 import { ApiError, get, post } from "../api.js";
 import { clear, errorBox, h, number } from "../dom.js";
 
-const BUILTINS = ["builtin:digits", "builtin:parity?length=8"];
 const OPTIMIZERS = ["", "sgd", "adam", "adamw", "rmsprop"];
 const SCHEDULES = ["constant", "step", "cosine", "onecycle", "plateau"];
 
@@ -42,14 +41,14 @@ function readParam(input, schema) {
 }
 
 export async function submitPage({ main }) {
-  const [architectures, datasets] = await Promise.all([get("/v1/architectures"), get("/v1/datasets", { limit: 200 })]);
+  const [architectures, builtins, datasets] = await Promise.all([get("/v1/architectures"), get("/v1/datasets/builtin"), get("/v1/datasets", { limit: 200 })]);
   const byName = Object.fromEntries(architectures.map((a) => [a.name, a]));
   const status = h("div", { id: "submit-status" });
   const paramsBox = h("div", { class: "grid2", id: "params" });
   const countNote = h("div", { class: "hint", id: "parameter-count" });
   const archSelect = h("select", { onchange: () => drawParams() }, architectures.map((a) => h("option", { value: a.name, selected: a.name === "mlp" }, a.name)));
   const datasetInput = h("input", { list: "dataset-choices", value: "builtin:digits" });
-  const choices = h("datalist", { id: "dataset-choices" }, [...BUILTINS, ...datasets.items.map((d) => d.id)].map((v) => h("option", { value: v })));
+  const choices = h("datalist", { id: "dataset-choices" }, [...builtins.map((b) => b.example), ...datasets.items.map((d) => d.id)].map((v) => h("option", { value: v })));
   const inputs = {
     name: h("input", { type: "text", placeholder: "(a readable default)" }),
     validation: numberInput({ minimum: 0, maximum: 0.9 }, 0.1),
