@@ -27,18 +27,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from seeding import insert_batched, tenant_keys, train_loss_points  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
-from sqlalchemy import insert, select  # noqa: E402
 
 from app.core.db.engine import session_factory  # noqa: E402
-from app.core.db.tables import Job, MetricPoint, Tenant  # noqa: E402
+from app.core.db.tables import Job, MetricPoint  # noqa: E402
 from app.core.jobs import metric_rollups  # noqa: E402
 from tests.integration.conftest import Stack  # noqa: E402
 from tests.specs import LENET_JOB  # noqa: E402
 
-BATCH = 20_000
 # Sets the route, then waits a frame at a time until `selector` matches `count` elements.
 TIMED_VISIT = """
 const [route, selector, count, done] = arguments;
@@ -62,19 +61,11 @@ def fill(database_url: str, tenant_id: str, jobs: int, points: int) -> str:
                          "created_at": start + timedelta(seconds=i), "started_at": start + timedelta(seconds=i),
                          "finished_at": start + timedelta(seconds=i + 30), "latest_metrics": {"val_accuracy": 0.96, "train_loss": 0.07},
                          "epochs": 10, "attempt": 1})
-        s.execute(insert(Job), rows)
+        insert_batched(s, Job, rows)
         s.commit()
     big = ids[-1]
     with sessions() as s:
-        buffer = []
-        for step in range(1, points + 1):
-            buffer.append({"job_id": big, "name": "train_loss", "step": step, "tenant_id": tenant_id, "epoch": step // 1000,
-                           "value": 1.0 / step, "time": start})
-            if len(buffer) >= BATCH:
-                s.execute(insert(MetricPoint), buffer)
-                buffer = []
-        if buffer:
-            s.execute(insert(MetricPoint), buffer)
+        insert_batched(s, MetricPoint, train_loss_points(big, tenant_id, points, start))
         s.commit()
         metric_rollups.rebuild(session=s, tenant_id=tenant_id, job_id=big)
         s.commit()
@@ -109,10 +100,10 @@ def main() -> None:
         driver = None
         try:
             stack.kiln("db", "upgrade")
-            keys = {size: stack.kiln("keys", "create", "--tenant", f"bench-{size}").strip().splitlines()[-1] for size in ("big", "small")}
+            created = tenant_keys(stack, ("bench-big", "bench-small"))
+            keys = {size: created[f"bench-{size}"][0] for size in ("big", "small")}
+            tenants = {size: created[f"bench-{size}"][1] for size in ("big", "small")}
             database_url = stack.settings().database_url
-            with session_factory(database_url)() as s:
-                tenants = {size: s.scalar(select(Tenant.id).where(Tenant.name == f"bench-{size}")) for size in keys}
             t = time.perf_counter()
             jobs = {"big": fill(database_url, tenants["big"], args.jobs, args.points),
                     "small": fill(database_url, tenants["small"], 10, 1000)}

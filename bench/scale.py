@@ -28,37 +28,29 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, insert, select, text  # noqa: E402
+from seeding import insert_batched, tenant_keys, train_loss_points  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.core.db.engine import session_factory  # noqa: E402
-from app.core.db.tables import Job, MetricPoint, Tenant  # noqa: E402
+from app.core.db.tables import Job, MetricPoint  # noqa: E402
 from app.core.jobs import metric_rollups  # noqa: E402
 from tests.integration.conftest import Stack  # noqa: E402
 
 STATES = ["succeeded"] * 14 + ["failed", "running", "queued"] * 2  # a tenth running
-BATCH = 20_000
 
 
-def fill(database_url: str, jobs: int, points: int, key_tenant: str) -> tuple[str, str]:
-    """Jobs and points as the API would have written them; (a job id of key_tenant, the big job's id)."""
+def fill(database_url: str, jobs: int, points: int, tenant_ids: list[str]) -> tuple[str, str]:
+    """Jobs and points as the API would have written them, spread over ten tenants; (a job id of
+    the first tenant, the big job's id: the first tenant's too)."""
     rng = random.Random(0)
     sessions = session_factory(database_url)
-    with sessions() as s:
-        tenant_ids = [key_tenant] + [s.scalar(select(Tenant.id).where(Tenant.name == f"bench-{i}")) for i in range(1, 10)]
-        s.commit()
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    job_ids = []
+    job_ids = [f"job_{secrets.token_hex(16)}" for _ in range(jobs)]
     with sessions() as s:
-        for first in range(0, jobs, BATCH):
-            rows = []
-            for i in range(first, min(first + BATCH, jobs)):
-                job_id = f"job_{secrets.token_hex(16)}"
-                job_ids.append(job_id)
-                rows.append({"id": job_id, "tenant_id": tenant_ids[i % 10], "name": f"job {i}", "state": rng.choice(STATES),
-                             "spec": {"name": f"job {i}"}, "created_at": start + timedelta(seconds=i), "latest_metrics": {},
-                             "epochs": 10, "attempt": 1})
-            s.execute(insert(Job), rows)
+        insert_batched(s, Job, ({"id": job_id, "tenant_id": tenant_ids[i % 10], "name": f"job {i}", "state": rng.choice(STATES),
+                                 "spec": {"name": f"job {i}"}, "created_at": start + timedelta(seconds=i), "latest_metrics": {},
+                                 "epochs": 10, "attempt": 1} for i, job_id in enumerate(job_ids)))
         s.commit()
     big = job_ids[0]  # key_tenant's
     others = job_ids[10:1010:10] or job_ids[1:]
@@ -66,17 +58,8 @@ def fill(database_url: str, jobs: int, points: int, key_tenant: str) -> tuple[st
     tenant_of = {job_id: tenant_ids[i % 10] for i, job_id in enumerate(job_ids[:1010])}
     with sessions() as s:
         plan = [(big, big_points)] + [(job_id, (points - big_points) // len(others)) for job_id in others]
-        buffer = []
-        for job_id, n in plan:
-            tenant = tenant_of[job_id]
-            for step in range(1, n + 1):
-                buffer.append({"job_id": job_id, "name": "train_loss", "step": step, "tenant_id": tenant, "epoch": step // 1000,
-                               "value": 1.0 / step + rng.random() * 0.01, "time": start})
-                if len(buffer) >= BATCH:
-                    s.execute(insert(MetricPoint), buffer)
-                    buffer = []
-        if buffer:
-            s.execute(insert(MetricPoint), buffer)
+        insert_batched(s, MetricPoint, (point for job_id, n in plan
+                                        for point in train_loss_points(job_id, tenant_of[job_id], n, start, lambda: rng.random() * 0.01)))
         s.commit()
     t = time.perf_counter()
     with sessions() as s:  # what the migration does for points written before roll-ups; tested equal to the live ones
@@ -111,14 +94,11 @@ def measure(env: dict[str, str], jobs: int, points: int) -> dict[str, float]:
                       Path(tmp))
         try:
             stack.kiln("db", "upgrade")
-            for i in range(1, 10):
-                stack.kiln("keys", "create", "--tenant", f"bench-{i}")
-            key = stack.kiln("keys", "create", "--tenant", "bench-0").strip().splitlines()[-1]
+            tenants = tenant_keys(stack, [f"bench-{i}" for i in range(10)])
+            key = tenants["bench-0"][0]
             database_url = stack.settings().database_url
-            with session_factory(database_url)() as s:
-                tenant = s.scalar(select(Tenant.id).where(Tenant.name == "bench-0"))
             t = time.perf_counter()
-            one_job, big = fill(database_url, jobs, points, tenant)
+            one_job, big = fill(database_url, jobs, points, [tenants[f"bench-{i}"][1] for i in range(10)])
             print(f"   filled {jobs:,} jobs and {points:,} points in {time.perf_counter() - t:.0f} s", flush=True)
             stack.start_api()
             import httpx

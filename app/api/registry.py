@@ -72,12 +72,14 @@ class AliasMoveOut(BaseModel):
     key_id: str | None = Field(description="the API key that moved it")
 
 
+def _outs(session: Session, names: list[RegisteredModel]) -> list[RegisteredModelOut]:
+    versions, aliases = registry.versions_of(session, names), registry.aliases_of(session, names)
+    return [RegisteredModelOut(id=r.id, name=r.name, created_at=r.created_at, versions=[_version_out(v) for v in versions[r.id]],
+                               aliases=[_alias_out(a) for a in aliases[r.id]]) for r in names]
+
+
 def _out(session: Session, registered: RegisteredModel) -> RegisteredModelOut:
-    return RegisteredModelOut(
-        id=registered.id, name=registered.name, created_at=registered.created_at,
-        versions=[_version_out(v) for v in registry.versions(session, registered)],
-        aliases=[_alias_out(a) for a in registry.aliases(session, registered)],
-    )
+    return _outs(session, [registered])[0]
 
 
 def _version_out(v: ModelVersion) -> VersionOut:
@@ -100,7 +102,7 @@ def create(body: RegisteredModelIn, caller: TrainCaller, session: SessionDep, se
 @router.get("", response_model=RegisteredModelList, operation_id="listRegisteredModels", responses=errors())
 def list_registered(caller: ReadCaller, session: ReadSessionDep, page: PageDep):
     found = registry.list_page(session=session, tenant_id=caller.tenant_id, limit=page.limit, cursor=page.cursor)
-    return RegisteredModelList(items=[_out(session, r) for r in found.items], next_cursor=found.next_cursor)
+    return RegisteredModelList(items=_outs(session, found.items), next_cursor=found.next_cursor)
 
 
 @router.get("/{name}", response_model=RegisteredModelOut, operation_id="getRegisteredModel", responses=errors(404))
@@ -108,9 +110,10 @@ def get_registered_model(name: str, caller: ReadCaller, session: ReadSessionDep)
     return _out(session, registry.get(session=session, tenant_id=caller.tenant_id, name=name))
 
 
-@router.post("/{name}/versions", status_code=201, response_model=VersionOut, operation_id="addModelVersion", responses=errors(404))
-def add_version(name: str, body: VersionIn, caller: TrainCaller, session: SessionDep):
-    version = registry.add_version(session=session, tenant_id=caller.tenant_id, name=name, model_id=body.model_id)
+@router.post("/{name}/versions", status_code=201, response_model=VersionOut, operation_id="addModelVersion", responses=errors(404, 413))
+def add_version(name: str, body: VersionIn, caller: TrainCaller, session: SessionDep, settings: SettingsDep):
+    version = registry.add_version(session=session, tenant_id=caller.tenant_id, name=name, model_id=body.model_id,
+                                   max_versions=settings.max_model_versions)
     out = _version_out(version)
     session.commit()
     return out

@@ -78,20 +78,33 @@ def list_page(*, session: Session, tenant_id: str, limit: int, cursor: str | Non
 
 
 def versions(session: Session, registered: RegisteredModel) -> list[ModelVersion]:
-    return list(session.scalars(select(ModelVersion).where(ModelVersion.registered_model_id == registered.id).order_by(ModelVersion.version)))
+    return versions_of(session, [registered])[registered.id]
 
 
-def aliases(session: Session, registered: RegisteredModel) -> list[ModelAlias]:
-    return list(session.scalars(select(ModelAlias).where(ModelAlias.registered_model_id == registered.id).order_by(ModelAlias.alias)))
+def versions_of(session: Session, names: list[RegisteredModel]) -> dict[str, list[ModelVersion]]:
+    """Each name's versions, oldest first, in one query (a page of names reads two, not two per name)."""
+    found: dict[str, list[ModelVersion]] = {r.id: [] for r in names}
+    for v in session.scalars(select(ModelVersion).where(ModelVersion.registered_model_id.in_(found)).order_by(ModelVersion.version)):
+        found[v.registered_model_id].append(v)
+    return found
 
 
-def add_version(*, session: Session, tenant_id: str, name: str, model_id: str) -> ModelVersion:
+def aliases_of(session: Session, names: list[RegisteredModel]) -> dict[str, list[ModelAlias]]:
+    found: dict[str, list[ModelAlias]] = {r.id: [] for r in names}
+    for a in session.scalars(select(ModelAlias).where(ModelAlias.registered_model_id.in_(found)).order_by(ModelAlias.alias)):
+        found[a.registered_model_id].append(a)
+    return found
+
+
+def add_version(*, session: Session, tenant_id: str, name: str, model_id: str, max_versions: int) -> ModelVersion:
     """The next version of ``name``: one of the tenant's models (a 404 for anyone else's)."""
     registered = get(session=session, tenant_id=tenant_id, name=name, lock=True)  # one new version at a time
     model = trained_models.find(session=session, tenant_id=tenant_id, model_id=model_id)
     if model is None:
         raise InvalidInput(f"unknown model {model_id!r}", [detail(["body", "model_id"], "unknown model")])
     last = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.registered_model_id == registered.id)) or 0
+    if last >= max_versions:  # versions are never deleted: the newest's number is their count
+        raise over_limit(f"versions of {name!r}", last + 1, max_versions, "KILN_MAX_MODEL_VERSIONS", ["body", "model_id"])
     version = ModelVersion(registered_model_id=registered.id, version=last + 1, model_id=model.id)
     session.add(version)
     session.flush()

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     alias_poll_seconds: float = Field(0.5, gt=0, description="how often an API process reads the aliases it serves")
     serving_preload: str = Field("", description="aliases loaded at API start, comma-separated name@alias (name alone: production)")
     max_registered_models: int = Field(1000, ge=0, description="registered model names one tenant may have")
+    # Every version of a name an API process serves is loaded ahead (a move is then a switch): bounded.
+    max_model_versions: int = Field(100, ge=1, description="versions one registered model name may have")
 
     # Webhooks
     max_webhooks: int = Field(20, ge=0, description="webhooks one tenant may have")

@@ -39,6 +39,18 @@ class Limits:
         return cls(settings.max_predict_samples, settings.max_predict_elements, settings.max_predict_files)
 
 
+def check_samples(count: int, servable: Servable, limits: Limits, loc: list) -> None:
+    """A request's number of samples, and the values they decode to, before any is decoded."""
+    check_sample_limit(count, limits, loc)
+    check_count(count, servable, limits, loc)
+
+
+def check_sample_limit(count: int, limits: Limits, loc: list) -> None:
+    if count > limits.samples:
+        raise InvalidInput(f"too many samples: {count} > {limits.samples} (KILN_MAX_PREDICT_SAMPLES)",
+                           [detail(loc, f"at most {limits.samples} samples per request")])
+
+
 def check_count(count: int, servable: Servable, limits: Limits, loc: list) -> None:
     values = count * math.prod(servable.pre.sample_shape)
     if values > limits.elements:
@@ -92,9 +104,8 @@ def npy_samples(body: bytes, servable: Servable, limits: Limits) -> tuple[np.nda
         raise InvalidInput(f"the body is not a .npy file (np.save): {exc}", [detail(["body"], "not a .npy file")]) from None
     if dtype.kind not in NPY_KINDS or dtype.hasobject:
         raise InvalidInput(f"the .npy array holds {dtype}, not numbers", [detail(["body"], "a numeric dtype")])
-    if len(shape) and shape[0] > limits.samples:
-        raise InvalidInput(f"too many samples: {shape[0]} > {limits.samples} (KILN_MAX_PREDICT_SAMPLES)",
-                           [detail(["body"], f"at most {limits.samples} samples per request")])
+    if len(shape):
+        check_sample_limit(shape[0], limits, ["body"])
     if math.prod(shape) > limits.elements:
         raise over_limit("the values of the .npy array", math.prod(shape), limits.elements, "KILN_MAX_PREDICT_ELEMENTS", ["body"])
     data = body[stream.tell():]
@@ -109,10 +120,7 @@ def npy_samples(body: bytes, servable: Servable, limits: Limits) -> tuple[np.nda
 def samples(inputs: list[Any], servable: Servable, limits: Limits) -> np.ndarray:
     """The request's samples as float32 (N, *sample_shape), or a 4xx saying what is wrong."""
     sample_shape = servable.pre.sample_shape
-    if len(inputs) > limits.samples:
-        raise InvalidInput(f"too many samples: {len(inputs)} > {limits.samples} (KILN_MAX_PREDICT_SAMPLES)",
-                           [detail(["body", "inputs"], f"at most {limits.samples} samples per request")])
-    check_count(len(inputs), servable, limits, ["body", "inputs"])
+    check_samples(len(inputs), servable, limits, ["body", "inputs"])
     try:
         x = np.asarray(inputs, dtype=np.float32)
     except (ValueError, TypeError, OverflowError):  # OverflowError: an integer too large for any float
@@ -139,10 +147,7 @@ def checked(x: np.ndarray, servable: Servable, limits: Limits, loc: list) -> np.
     sample_shape = servable.pre.sample_shape
     if x.ndim == 0 or len(x) == 0:
         raise InvalidInput(f"no samples: expected an array of shape [N, {', '.join(map(str, sample_shape))}]", [detail(loc, "no samples")])
-    if len(x) > limits.samples:
-        raise InvalidInput(f"too many samples: {len(x)} > {limits.samples} (KILN_MAX_PREDICT_SAMPLES)",
-                           [detail(loc, f"at most {limits.samples} samples per request")])
-    check_count(len(x), servable, limits, loc)
+    check_samples(len(x), servable, limits, loc)  # again: a tensor's count is first known here
     if x.shape[1:] != sample_shape:
         raise InvalidInput(
             f"every sample must have shape {list(sample_shape)}; got {list(x.shape[1:])}",

@@ -92,6 +92,17 @@ def test_a_registered_model_cannot_be_deleted_and_a_bad_move_is_named(client, ow
     assert bad_alias.status_code == 422 and bad_alias.json()["error"]["details"][0]["loc"] == ["path", "alias"]
 
 
+def test_a_name_holds_at_most_KILN_MAX_MODEL_VERSIONS_versions(client, owner, digits, two_models, settings):
+    from fastapi.testclient import TestClient
+
+    from app.api.main import create_app
+
+    with TestClient(create_app(settings.model_copy(update={"max_model_versions": 2}))) as capped:
+        r = capped.post("/v1/registry/digits/versions", json={"model_id": two_models[0]}, headers=owner)
+        assert r.status_code == 413 and "KILN_MAX_MODEL_VERSIONS" in r.json()["error"]["message"], r.text
+    assert [v["version"] for v in client.get("/v1/registry/digits", headers=owner).json()["versions"]] == [1, 2]  # nothing added
+
+
 def test_serving_preload_loads_an_alias_at_start(client, owner, digits, two_models, settings):
     from fastapi.testclient import TestClient
 
