@@ -15,7 +15,7 @@ from app.api.deps import PageDep, ReadCaller, ReadSessionDep, SessionDep, Settin
 from app.api.errors import errors
 from app.api.idempotency import IdempotencyKeyHeader, Once
 from app.core import idempotency
-from app.core.datasets import catalog, ingest
+from app.core.datasets import ingest
 from app.core.datasets import service as dataset_service
 from app.core.db.tables import Dataset
 from app.core.errors import InvalidInput, detail
@@ -123,19 +123,6 @@ def upload_dataset(
 @router.get("", response_model=DatasetList, operation_id="listDatasets", responses=errors())
 def list_datasets(caller: ReadCaller, session: ReadSessionDep, page: PageDep):
     return DatasetList.of(dataset_service.list_datasets(session=session, tenant_id=caller.tenant_id, limit=page.limit, cursor=page.cursor))
-
-
-class BuiltinDatasetOut(BaseModel):
-    name: str = Field(description="what data.dataset takes; N marks a parameter")
-    example: str = Field(description="a ref that works as written")
-    kind: str = Field(description="image | tabular | sequence")
-    description: str
-
-
-@router.get("/builtin", response_model=list[BuiltinDatasetOut], operation_id="listBuiltinDatasets", responses=errors())
-def list_builtin_datasets(caller: ReadCaller):
-    """The datasets that ship with the service, usable by every tenant as ``data.dataset``."""
-    return [BuiltinDatasetOut(**vars(b)) for b in catalog.BUILTINS]
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, operation_id="getDataset", responses=errors(404))

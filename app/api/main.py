@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app.api import (
     architectures,
+    builtin_datasets,
     dashboard,
     datasets,
     health,
@@ -88,8 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     build_openapi = app.openapi
     app.openapi = lambda: app.openapi_schema or openapi.finish(build_openapi(), settings)
-    resources = (models, inference_protocol, health, prometheus, jobs, job_events, inference_jobs, datasets, architectures, keys, usage, queue, webhooks,
-                 registry)
+    resources = (models, inference_protocol, health, prometheus, jobs, job_events, inference_jobs, datasets, builtin_datasets, architectures,
+                 keys, usage, queue, webhooks, registry)
     for resource in resources:
         app.include_router(resource.router)
     # The routes as declared (each router carries its prefix): newer FastAPI nests included

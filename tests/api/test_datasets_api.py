@@ -471,10 +471,10 @@ def test_a_retried_upload_with_the_same_idempotency_key_answers_again_and_keeps_
 
 
 def test_the_builtins_are_listed_and_each_example_is_a_dataset_a_job_takes(client, auth):
-    builtins = client.get("/v1/datasets/builtin", headers=auth).json()
+    builtins = client.get("/v1/builtin-datasets", headers=auth).json()
     assert [(b["name"], b["kind"]) for b in builtins] == [("builtin:digits", "image"), ("builtin:parity?length=N", "sequence")]
     for builtin, architecture in zip(builtins, ("mlp", "rnn"), strict=True):
         job = client.post("/v1/jobs", json={"model": {"architecture": architecture}, "data": {"dataset": builtin["example"]}}, headers=auth)
         assert job.status_code == 201, job.text
         client.post(f"/v1/jobs/{job.json()['id']}/cancel", headers=auth)
-    assert client.get("/v1/datasets/builtin").status_code == 401
+    assert client.get("/v1/builtin-datasets").status_code == 401

@@ -242,7 +242,7 @@ def test_compare_datasets_and_models_pages_and_no_console_errors_anywhere(browse
     snap(browser, shots, "dataset")
     visit(browser, "#/datasets", (By.CSS_SELECTOR, "#datasets tr[data-dataset]"))
     builtins = [el.get_attribute("data-builtin") for el in browser.find_elements(By.CSS_SELECTOR, "#datasets tr[data-builtin]")]
-    assert builtins == [b["name"] for b in api.get("/v1/datasets/builtin").json()] == ["builtin:digits", "builtin:parity?length=N"]
+    assert builtins == [b["name"] for b in api.get("/v1/builtin-datasets").json()] == ["builtin:digits", "builtin:parity?length=N"]
     snap(browser, shots, "datasets")
     visit(browser, "#/models", (By.CSS_SELECTOR, f"#models tr[data-model='{digits_model}']"))
     snap(browser, shots, "models")

@@ -7,7 +7,7 @@ import { clear, errorBox, h, number, when } from "../dom.js";
 const FORMATS = ["npz", "csv", "idx", "image-zip", "sequences"];
 
 export async function datasetsPage({ main }) {
-  const [builtins, list] = await Promise.all([get("/v1/datasets/builtin"), get("/v1/datasets", { limit: 200 })]);
+  const [builtins, list] = await Promise.all([get("/v1/builtin-datasets"), get("/v1/datasets", { limit: 200 })]);
   const status = h("div", { id: "upload-status" });
   const files = h("input", { type: "file", multiple: true, id: "upload-files", "aria-label": "files" });
   const name = h("input", { type: "text", id: "upload-name", placeholder: "name" });

@@ -41,7 +41,7 @@ function readParam(input, schema) {
 }
 
 export async function submitPage({ main }) {
-  const [architectures, builtins, datasets] = await Promise.all([get("/v1/architectures"), get("/v1/datasets/builtin"), get("/v1/datasets", { limit: 200 })]);
+  const [architectures, builtins, datasets] = await Promise.all([get("/v1/architectures"), get("/v1/builtin-datasets"), get("/v1/datasets", { limit: 200 })]);
   const byName = Object.fromEntries(architectures.map((a) => [a.name, a]));
   const status = h("div", { id: "submit-status" });
   const paramsBox = h("div", { class: "grid2", id: "params" });
