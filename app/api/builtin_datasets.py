@@ -24,4 +24,4 @@ class BuiltinDatasetOut(BaseModel):
 @router.get("", response_model=list[BuiltinDatasetOut], operation_id="listBuiltinDatasets", responses=errors())
 def list_builtin_datasets(caller: ReadCaller):
     """Usable by every tenant as ``data.dataset``."""
-    return [BuiltinDatasetOut(**vars(b)) for b in catalog.BUILTINS]
+    return [BuiltinDatasetOut(name=b.name, example=b.example, kind=b.info.kind, description=b.description) for b in catalog.BUILTINS]

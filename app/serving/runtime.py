@@ -126,10 +126,18 @@ class ServingRuntime:
         await self.loaded(servable)
         return Target(version, servable)
 
+    async def _targets(self, tenant_id: str, name: str, plan: Plan, known: tuple[Target | None, ...] = ()) -> tuple[Target, Target | None]:
+        """The plan's current and pending targets: those ``known`` already as they are, the others loaded."""
+        have = {t.version: t for t in known if t is not None}
+
+        async def target(version: int, model_id: str) -> Target:
+            return have.get(version) or await self._target(tenant_id, name, version, model_id)
+
+        return await target(*plan.current), await target(*plan.pending) if plan.pending else None
+
     async def _route_of(self, tenant_id: str, resolution: registry.Resolution, started: float) -> Route:
         plan = Plan.of(resolution, time.time())
-        current = await self._target(tenant_id, resolution.name, *plan.current)
-        pending = await self._target(tenant_id, resolution.name, *plan.pending) if plan.pending else None
+        current, pending = await self._targets(tenant_id, resolution.name, plan)
         return Route(current, time.time(), started, pending, plan.effective_at)
 
     async def _confirm(self, key: tuple[str, str, str | None], route: Route) -> None:
@@ -167,11 +175,7 @@ class ServingRuntime:
                 # A move's promise is to warm before traffic moves: this process saw it too late to warm ahead.
                 log.warning("alias %s@%s: the move to version %d was seen %.2f s after it took effect; raise KILN_ALIAS_SWITCH_SECONDS",
                             key[1], key[2] or "", resolution.version, late)
-            known = {t.version: t for t in (route.current, route.pending) if t is not None}
-            current = known.get(plan.current[0]) or await self._target(key[0], resolution.name, *plan.current)
-            pending = None
-            if plan.pending is not None:
-                pending = known.get(plan.pending[0]) or await self._target(key[0], resolution.name, *plan.pending)
+            current, pending = await self._targets(key[0], resolution.name, plan, (route.current, route.pending))
             route.take(current, pending, plan.effective_at, started)
             return resolution
         finally:
